@@ -1,0 +1,42 @@
+# evalstore build, test and run targets. See README.md.
+GO       ?= go
+DATA_DIR ?= ./data
+# Packages with goroutines or shared state run under the race detector.
+RACE_PKGS ?= ./sketch/... ./tsdb/... ./query/... ./ingest/... ./cmd/...
+BENCHTIME ?= 1s
+
+.PHONY: all build run test fmt-check vet staticcheck unit bench fuzz clean
+
+all: build
+
+build:
+	$(GO) build -o bin/evalstore ./cmd/evalstore
+
+run: build
+	./bin/evalstore serve -data-dir $(DATA_DIR)
+
+test: fmt-check vet staticcheck unit
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+# staticcheck is pinned in go.mod (tool directive) so every machine runs the same version.
+staticcheck:
+	$(GO) tool staticcheck ./...
+
+unit:
+	$(GO) test -race -count=1 $(RACE_PKGS)
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v -E '/(sketch|tsdb|query|ingest|cmd)(/|$$)')
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...
+
+fuzz:
+	FUZZTIME=$${FUZZTIME:-10s} ./scripts/fuzz.sh
+
+clean:
+	rm -rf bin

@@ -1,0 +1,2 @@
+// Package bench holds benchmarks that measure evalstore against real peers.
+package bench

@@ -1,0 +1,3 @@
+// Package query parses and evaluates evalstore's PromQL-style language over
+// the tsdb read interface.
+package query
