@@ -41,8 +41,8 @@ func TwoProportionZTest(xa, na, xb, nb, level float64) (TestResult, error) {
 		return TestResult{}, err
 	}
 	for _, v := range []struct {
-		name   string
-		x, n   float64
+		name string
+		x, n float64
 	}{{"a", xa, na}, {"b", xb, nb}} {
 		if !(v.n > 0) || !(v.x >= 0) || v.x > v.n || math.IsInf(v.n, 0) {
 			return TestResult{}, fmt.Errorf("%w: sample %s has %v successes of %v trials", ErrInvalid, v.name, v.x, v.n)
