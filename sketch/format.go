@@ -122,7 +122,17 @@ func (r *reader) byte(what string) byte {
 	return c
 }
 
+// uvarint has a one-byte fast path small enough to inline, because most
+// counts and index gaps in the layouts fit in one byte.
 func (r *reader) uvarint(what string) uint64 {
+	if r.off < len(r.b) && r.b[r.off] < 0x80 && r.e == nil {
+		r.off++
+		return uint64(r.b[r.off-1])
+	}
+	return r.uvarintSlow(what)
+}
+
+func (r *reader) uvarintSlow(what string) uint64 {
 	if r.e != nil {
 		return 0
 	}
@@ -136,6 +146,15 @@ func (r *reader) uvarint(what string) uint64 {
 }
 
 func (r *reader) varint(what string) int64 {
+	if r.off < len(r.b) && r.b[r.off] < 0x80 && r.e == nil {
+		u := int64(r.b[r.off])
+		r.off++
+		return (u >> 1) ^ -(u & 1)
+	}
+	return r.varintSlow(what)
+}
+
+func (r *reader) varintSlow(what string) int64 {
 	if r.e != nil {
 		return 0
 	}

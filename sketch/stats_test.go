@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-func close(a, b, tol float64) bool { return math.Abs(a-b) <= tol }
+func approxEq(a, b, tol float64) bool { return math.Abs(a-b) <= tol }
 
 // meanVar computes the mean and unbiased variance of xs directly.
 func meanVar(xs []float64) (m, v float64) {
@@ -45,7 +45,7 @@ func TestWelchTTestPublished(t *testing.T) {
 		{"effect", r.Effect, 0.75 - 2.33, 1e-12},
 	}
 	for _, c := range checks {
-		if !close(c.got, c.want, c.tol) {
+		if !approxEq(c.got, c.want, c.tol) {
 			t.Errorf("%s = %.8g, want %.8g ± %g", c.name, c.got, c.want, c.tol)
 		}
 	}
@@ -77,7 +77,7 @@ func TestTwoProportionZTestHandComputed(t *testing.T) {
 		{"lower(hand digits)", r.Lower, 0.05323453},
 	}
 	for _, c := range checks {
-		if !close(c.got, c.want, 1e-6) {
+		if !approxEq(c.got, c.want, 1e-6) {
 			t.Errorf("%s = %.10g, want %.10g", c.name, c.got, c.want)
 		}
 	}
