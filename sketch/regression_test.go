@@ -484,7 +484,7 @@ func TestRegressionDecodeCorrupt(t *testing.T) {
 
 func TestRegressionReadsDoNotMutate(t *testing.T) {
 	r := regProps().random(5, false)
-	momCheckReadOnly(t, r, func() {
+	checkReadOnly(t, r, func() {
 		_, _, _, _ = r.Count(), r.MAE(), r.MSE(), r.RMSE()
 		_, _, _, _ = r.R2(), r.Bias(), r.MeanLabel(), r.MeanPrediction()
 	})
