@@ -119,7 +119,6 @@ func momCheckRoundTrip(t *testing.T, s, dirty, empty Sketch) {
 	}
 }
 
-
 // momFuzzRoundTrip is the body of the decode fuzz targets: decoding never
 // panics, and whatever decodes re-encodes, decodes and re-encodes stably,
 // and merges into an empty state as itself.
