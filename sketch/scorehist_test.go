@@ -2,6 +2,7 @@ package sketch
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -39,7 +40,7 @@ func buildScoreHist(t testing.TB, bins int, xs []scored) *ScoreHistogram {
 // oracleAUC is the Mann-Whitney statistic from average ranks (ties 1/2).
 func oracleAUC(xs []scored) float64 {
 	ys := slices.Clone(xs)
-	slices.SortFunc(ys, func(a, b scored) int { return cmpFloat(a.s, b.s) })
+	slices.SortFunc(ys, func(a, b scored) int { return cmp.Compare(a.s, b.s) })
 	var rankSum, p, n float64
 	for i := 0; i < len(ys); {
 		j := i
@@ -64,7 +65,7 @@ func oracleAUC(xs []scored) float64 {
 // distinct raw score, descending, Σ (Rₙ − Rₙ₋₁)·Pₙ.
 func oracleAP(xs []scored) float64 {
 	ys := slices.Clone(xs)
-	slices.SortFunc(ys, func(a, b scored) int { return cmpFloat(b.s, a.s) })
+	slices.SortFunc(ys, func(a, b scored) int { return cmp.Compare(b.s, a.s) })
 	var p float64
 	for _, y := range ys {
 		if y.pos {
@@ -88,16 +89,6 @@ func oracleAP(xs []scored) float64 {
 		i = j
 	}
 	return ap
-}
-
-func cmpFloat(a, b float64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func label(x scored) float64 {

@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"cmp"
 	"math"
 	"slices"
 	"strings"
@@ -118,7 +119,7 @@ func (p *planner) plan(blocks []Block) []Job {
 			}
 		}
 		slices.SortStableFunc(cands, func(a, b *group) int {
-			if c := cmpInt(a.first(), b.first()); c != 0 {
+			if c := cmp.Compare(a.first(), b.first()); c != 0 {
 				return c
 			}
 			return strings.Compare(a.b.ID, b.b.ID)
@@ -249,7 +250,7 @@ func (p *planner) plan(blocks []Block) []Job {
 		}
 	}
 	slices.SortFunc(merges, func(a, b Job) int {
-		if c := cmpInt(a.MinT, b.MinT); c != 0 {
+		if c := cmp.Compare(a.MinT, b.MinT); c != 0 {
 			return c
 		}
 		return slices.Compare(a.Inputs, b.Inputs)
@@ -356,14 +357,4 @@ func less(a, b tkey) bool {
 		return a.start < b.start
 	}
 	return a.lvl < b.lvl
-}
-
-func cmpInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }

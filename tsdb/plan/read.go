@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"cmp"
 	"slices"
 	"strings"
 )
@@ -38,7 +39,7 @@ func Read(blocks []Block, mint, maxt, resolution int64) []Part {
 		}
 		// Coarsest first; equal resolutions keep the smaller ID only.
 		slices.SortStableFunc(versions[1:], func(a, b Block) int {
-			if c := cmpInt(b.Resolution, a.Resolution); c != 0 {
+			if c := cmp.Compare(b.Resolution, a.Resolution); c != 0 {
 				return c
 			}
 			return strings.Compare(a.ID, b.ID)
@@ -47,7 +48,7 @@ func Read(blocks []Block, mint, maxt, resolution int64) []Part {
 		parts = assign(parts, versions, 1, mint, maxt)
 	}
 	slices.SortFunc(parts, func(a, b Part) int {
-		if c := cmpInt(a.MinT, b.MinT); c != 0 {
+		if c := cmp.Compare(a.MinT, b.MinT); c != 0 {
 			return c
 		}
 		return strings.Compare(a.BlockID, b.BlockID)

@@ -1,0 +1,284 @@
+package tsdb
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	promtsdb "github.com/prometheus/prometheus/tsdb"
+
+	"evalstore/sketch"
+	"evalstore/tsdb/series"
+	"evalstore/tsdb/wal"
+)
+
+func benchOptions(sync wal.SyncPolicy) Options {
+	opts := testOptions(newClock())
+	opts.WAL = wal.Options{Sync: sync}
+	return opts
+}
+
+// BenchmarkSketchMerge commits batches of 1000 confusion deltas into
+// existing head buckets (1000 series, 10 buckets each) with the WAL on.
+func BenchmarkSketchMerge(b *testing.B) {
+	const nSeries, nBuckets, batch = 1000, 10, 1000
+	cases := []struct {
+		sync    wal.SyncPolicy
+		writers int
+	}{{wal.SyncAlways, 1}, {wal.SyncAlways, 4}, {wal.SyncNever, 1}}
+	for _, tc := range cases {
+		b.Run(fmt.Sprintf("sync=%v/writers=%d", tc.sync, tc.writers), func(b *testing.B) {
+			db := openTestDB(b, b.TempDir(), benchOptions(tc.sync))
+			defer db.Close()
+			lsets := make([]labels.Labels, nSeries)
+			for i := range lsets {
+				lsets[i] = seriesLabels(i)
+			}
+			r := rand.New(rand.NewPCG(1, 2))
+			deltas := make([][]byte, 64)
+			for i := range deltas {
+				c := sketch.NewConfusion()
+				for range 1 + r.IntN(20) {
+					c.Add(r.IntN(2), r.IntN(2))
+				}
+				deltas[i] = c.AppendBinary(nil)
+			}
+			end := testStart.UnixMilli()
+			// Create every bucket first, so the loop merges into existing ones.
+			app := db.Appender()
+			for s := range nSeries {
+				for k := range nBuckets {
+					if err := app.AddSketch(lsets[s], end-int64(k)*minute, deltas[0]); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			if err := app.Commit(); err != nil {
+				b.Fatal(err)
+			}
+			commitBatch := func(app *Appender, i *int) error {
+				for range batch {
+					*i++
+					if err := app.AddSketch(lsets[*i%nSeries], end-int64(*i%nBuckets)*minute, deltas[*i%len(deltas)]); err != nil {
+						return err
+					}
+				}
+				return app.Commit()
+			}
+			b.ReportAllocs()
+			b.SetBytes(int64(batch * len(deltas[0])))
+			start := time.Now()
+			if tc.writers == 1 {
+				i := 0
+				for b.Loop() {
+					if err := commitBatch(app, &i); err != nil {
+						b.Fatal(err)
+					}
+				}
+			} else {
+				b.SetParallelism(max(1, tc.writers/runtime.GOMAXPROCS(0)))
+				b.RunParallel(func(pb *testing.PB) {
+					app := db.Appender()
+					i := rand.IntN(nSeries)
+					for pb.Next() {
+						if err := commitBatch(app, &i); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			}
+			b.ReportMetric(float64(b.N*batch)/time.Since(start).Seconds(), "merges/s")
+		})
+	}
+}
+
+// BenchmarkFloatAppend appends one sample to each of 1000 series per
+// commit, through evalstore and through Prometheus's own TSDB (WAL on,
+// default options: Prometheus does not fsync per commit, so compare it
+// with sync=never).
+func BenchmarkFloatAppend(b *testing.B) {
+	const nSeries = 1000
+	lsets := make([]labels.Labels, nSeries)
+	for i := range lsets {
+		lsets[i] = labels.FromStrings("__name__", "up", "instance", fmt.Sprintf("host-%d", i), "job", "node")
+	}
+	for _, sync := range []wal.SyncPolicy{wal.SyncAlways, wal.SyncNever} {
+		b.Run("db=evalstore/sync="+sync.String(), func(b *testing.B) {
+			db := openTestDB(b, b.TempDir(), benchOptions(sync))
+			defer db.Close()
+			app := db.Appender()
+			ts := testStart.UnixMilli() - 100*24*3600*1000
+			b.ReportAllocs()
+			start := time.Now()
+			for b.Loop() {
+				ts += 15000
+				for i, l := range lsets {
+					if err := app.AddFloat(l, ts, float64(i)); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if err := app.Commit(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N*nSeries)/time.Since(start).Seconds(), "samples/s")
+		})
+	}
+	b.Run("db=prometheus", func(b *testing.B) {
+		opts := promtsdb.DefaultOptions()
+		db, err := promtsdb.Open(b.TempDir(), nil, nil, opts, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer db.Close()
+		ctx := context.Background()
+		ts := time.Now().UnixMilli()
+		b.ReportAllocs()
+		start := time.Now()
+		for b.Loop() {
+			ts += 15000
+			app := db.Appender(ctx)
+			for i, l := range lsets {
+				if _, err := app.Append(0, l, ts, float64(i)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := app.Commit(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.N*nSeries)/time.Since(start).Seconds(), "samples/s")
+	})
+}
+
+// BenchmarkHeadMemory measures head memory per active series: 10,000
+// confusion series with one bucket (binary, realistic counts) each, or
+// float series with 120 samples each. Reported as Go heap growth per
+// series (everything: registry, index, head, WAL buffers) and as the
+// head's own estimate (Stats.HeadBytes).
+func BenchmarkHeadMemory(b *testing.B) {
+	const nSeries = 10000
+	for _, kind := range []string{"sketch", "float"} {
+		b.Run("kind="+kind, func(b *testing.B) {
+			c := sketch.NewConfusion()
+			c.AddN(0, 0, 900)
+			c.AddN(0, 1, 40)
+			c.AddN(1, 0, 25)
+			c.AddN(1, 1, 300)
+			delta := c.AppendBinary(nil)
+			var heap, est float64
+			for b.Loop() {
+				db := openTestDB(b, b.TempDir(), benchOptions(wal.SyncNever))
+				runtime.GC()
+				var m0, m1 runtime.MemStats
+				runtime.ReadMemStats(&m0)
+				app := db.Appender()
+				end := testStart.UnixMilli()
+				for i := range nSeries {
+					l := seriesLabels(i)
+					if kind == "sketch" {
+						if err := app.AddSketch(l, end, delta); err != nil {
+							b.Fatal(err)
+						}
+					} else {
+						for k := range 120 {
+							if err := app.AddFloat(l, end-int64(120-k)*15000, float64(k%7)); err != nil {
+								b.Fatal(err)
+							}
+						}
+					}
+					if i%100 == 99 {
+						if err := app.Commit(); err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+				app = nil // its buffers are not head memory
+				runtime.GC()
+				runtime.ReadMemStats(&m1)
+				heap = float64(m1.HeapAlloc-m0.HeapAlloc) / nSeries
+				est = float64(db.Stats().HeadBytes) / nSeries
+				if err := db.Close(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(heap, "heap-B/series")
+			b.ReportMetric(est, "est-B/series")
+		})
+	}
+}
+
+// BenchmarkWindowMerge30d reads 43,200 one-minute confusion buckets of one
+// series (30 days) through the Querier and merges them into one state, as
+// the query engine does for a window, with the data in the head or, after
+// a Flush, in a block (the real tsdb/block).
+func BenchmarkWindowMerge30d(b *testing.B) {
+	const n = 43200
+	for _, source := range []string{"head", "block"} {
+		b.Run("source="+source, func(b *testing.B) {
+			db := openTestDB(b, b.TempDir(), benchOptions(wal.SyncNever))
+			defer db.Close()
+			l := labels.FromStrings("__name__", "acc", "model", "m")
+			end := testStart.UnixMilli()
+			r := rand.New(rand.NewPCG(3, 4))
+			app := db.Appender()
+			for i := range n {
+				c := sketch.NewConfusion()
+				c.AddN(0, 0, int64(50+r.IntN(50)))
+				c.AddN(0, 1, int64(r.IntN(10)))
+				c.AddN(1, 0, int64(r.IntN(10)))
+				c.AddN(1, 1, int64(20+r.IntN(50)))
+				if err := app.AddSketch(l, end-int64(i)*minute, c.AppendBinary(nil)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := app.Commit(); err != nil {
+				b.Fatal(err)
+			}
+			if source == "block" {
+				if err := db.Flush(); err != nil {
+					b.Fatal(err)
+				}
+				if st := db.Stats(); st.Blocks != 1 || st.HeadBuckets != 0 {
+					b.Fatalf("after flush: %+v", st)
+				}
+			}
+			m := labels.MustNewMatcher(labels.MatchEqual, "__name__", "acc")
+			dst := sketch.NewConfusion()
+			var it series.BucketIterator
+			b.ReportAllocs()
+			for b.Loop() {
+				q, err := db.Querier(end-n*minute, end)
+				if err != nil {
+					b.Fatal(err)
+				}
+				dst.Reset()
+				set := q.Select(context.Background(), series.Hints{}, m)
+				buckets := 0
+				for set.Next() {
+					it = set.At().Buckets(it)
+					for it.Next() {
+						_, _, st := it.At()
+						if err := dst.DecodeAndMerge(st); err != nil {
+							b.Fatal(err)
+						}
+						buckets++
+					}
+					if err := it.Err(); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if buckets != n {
+					b.Fatalf("%d buckets", buckets)
+				}
+				_ = q.Close()
+			}
+			b.ReportMetric(float64(n), "buckets/op")
+		})
+	}
+}
