@@ -1,0 +1,285 @@
+package query
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"runtime/debug"
+	"slices"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+
+	"evalstore/query/parser"
+	"evalstore/tsdb/series"
+)
+
+// Queryable opens a consistent read snapshot of storage for [mint, maxt]
+// (Unix ms, inclusive). The storage DB implements it; tests use MemStorage.
+type Queryable interface {
+	Querier(mint, maxt int64) (series.Querier, error)
+}
+
+// Options configure an Engine. Zero values take the defaults noted.
+type Options struct {
+	// Timeout bounds one query's evaluation (default 2m).
+	Timeout time.Duration
+	// MaxSamples bounds the float points loaded from storage by one query
+	// (default 50,000,000).
+	MaxSamples int
+	// MaxSeries bounds the series one query selects (default 500,000).
+	MaxSeries int
+	// MaxBuckets bounds the sketch buckets one query reads (default 50,000,000).
+	MaxBuckets int
+	// MaxResultPoints bounds the points of a result, and of every
+	// intermediate value (default 11,000,000).
+	MaxResultPoints int
+	// LookbackDelta is how far back an instant selector looks (default 5m).
+	LookbackDelta time.Duration
+	// SubqueryStep is the step of a subquery written without one, x[1h:]
+	// (default 1m, Prometheus's default evaluation interval).
+	SubqueryStep time.Duration
+	// Now is the clock (default time.Now); used only for logging durations.
+	Now func() time.Time
+	// Logger receives slow or failed queries (default: discard).
+	Logger *slog.Logger
+}
+
+// Engine evaluates queries. It is safe for concurrent use.
+type Engine struct {
+	opts Options
+}
+
+// New returns an engine with opts, defaults filled in.
+func New(opts Options) *Engine {
+	if opts.Timeout <= 0 {
+		opts.Timeout = 2 * time.Minute
+	}
+	if opts.MaxSamples <= 0 {
+		opts.MaxSamples = 50_000_000
+	}
+	if opts.MaxSeries <= 0 {
+		opts.MaxSeries = 500_000
+	}
+	if opts.MaxBuckets <= 0 {
+		opts.MaxBuckets = 50_000_000
+	}
+	if opts.MaxResultPoints <= 0 {
+		opts.MaxResultPoints = 11_000_000
+	}
+	if opts.LookbackDelta <= 0 {
+		opts.LookbackDelta = 5 * time.Minute
+	}
+	if opts.SubqueryStep <= 0 {
+		opts.SubqueryStep = time.Minute
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Engine{opts: opts}
+}
+
+// Result is a query's value and its warnings.
+type Result struct {
+	Value    Value
+	Warnings []string
+}
+
+// Instant evaluates expr at ts. The value is a Vector, Scalar, String or
+// (for a range-vector expression) a Matrix of raw samples.
+func (e *Engine) Instant(ctx context.Context, q Queryable, expr string, ts time.Time) (Result, error) {
+	t := ts.UnixMilli()
+	return e.exec(ctx, q, expr, t, t, 0, false)
+}
+
+// Range evaluates expr at every step from start to end. The value is a
+// Matrix sorted by labels.
+func (e *Engine) Range(ctx context.Context, q Queryable, expr string, start, end time.Time, step time.Duration) (Result, error) {
+	if step <= 0 {
+		return Result{}, &Error{Type: ErrBadData, Err: errors.New("zero or negative query resolution step widths are not accepted. Try a positive integer")}
+	}
+	if end.Before(start) {
+		return Result{}, &Error{Type: ErrBadData, Err: errors.New("end timestamp must not be before start time")}
+	}
+	return e.exec(ctx, q, expr, start.UnixMilli(), end.UnixMilli(), step.Milliseconds(), true)
+}
+
+// Check parses and type checks expr without evaluating it.
+func Check(expr string) (parser.Expr, ValueType, error) {
+	ast, err := parser.Parse(expr)
+	if err != nil {
+		var pe *parser.ParseError
+		if errors.As(err, &pe) {
+			return nil, TypeNone, &Error{Type: ErrBadData, Pos: &pe.Pos, Err: err}
+		}
+		return nil, TypeNone, &Error{Type: ErrBadData, Err: err}
+	}
+	c := &checker{input: expr}
+	t := c.check(ast)
+	if c.err != nil {
+		return nil, TypeNone, c.err
+	}
+	return ast, t, nil
+}
+
+func (e *Engine) exec(ctx context.Context, q Queryable, expr string, start, end, interval int64, isRange bool) (res Result, err error) {
+	ast, typ, err := Check(expr)
+	if err != nil {
+		return Result{}, err
+	}
+	if isRange && typ != TypeScalar && typ != TypeVector {
+		return Result{}, &Error{Type: ErrBadData, Err: fmt.Errorf("invalid expression type %q for range query, must be Scalar or instant Vector", typ.documented())}
+	}
+	ctx, cancel := context.WithTimeout(ctx, e.opts.Timeout)
+	defer cancel()
+	began := e.opts.Now()
+
+	mint, maxt := e.timeRange(ast, start, end)
+	querier, err := q.Querier(mint, maxt)
+	if err != nil {
+		return Result{}, &Error{Type: ErrExecution, Err: fmt.Errorf("opening storage: %w", err)}
+	}
+	defer querier.Close()
+
+	if interval == 0 {
+		interval = 1
+	}
+	if steps := (end-start)/interval + 1; steps > int64(e.opts.MaxResultPoints) {
+		return Result{}, limitError("max result points", e.opts.MaxResultPoints)
+	}
+	ev := &evaluator{
+		ctx:        ctx,
+		input:      expr,
+		querier:    querier,
+		opts:       &e.opts,
+		start:      start,
+		end:        end,
+		interval:   interval,
+		queryStart: start,
+		queryEnd:   end,
+		lookback:   e.opts.LookbackDelta.Milliseconds(),
+		acct:       &accounting{},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			var ab evalAbort
+			switch x := r.(type) {
+			case evalAbort:
+				ab = x
+			default:
+				e.opts.Logger.Error("query panicked", "query", expr, "panic", r, "stack", string(debug.Stack()))
+				ab = evalAbort{execError("unexpected error: %v", r)}
+			}
+			res, err = Result{Warnings: ev.acct.warnings}, ab.err
+			e.opts.Logger.Debug("query failed", "query", expr, "err", err, "took", e.opts.Now().Sub(began))
+		}
+	}()
+
+	val := ev.eval(ast)
+	res.Warnings = ev.acct.warnings
+	switch v := val.(type) {
+	case String:
+		res.Value = v
+	case Matrix:
+		if n := v.totalPoints(); n > e.opts.MaxResultPoints {
+			return res, limitError("max result points", e.opts.MaxResultPoints)
+		}
+		if err := checkNoSketches(v); err != nil {
+			return res, err
+		}
+		switch {
+		case isRange:
+			if typ == TypeScalar {
+				for i := range v {
+					v[i].Metric = labels.EmptyLabels()
+				}
+			}
+			sortMatrix(v)
+			res.Value = v
+		case typ == TypeMatrix:
+			sortMatrix(v)
+			res.Value = v
+		case typ == TypeScalar:
+			s := Scalar{T: start, V: math.NaN()}
+			if len(v) > 0 && len(v[0].Floats) > 0 {
+				s.V = v[0].Floats[0].F
+			}
+			res.Value = s
+		default:
+			vec := make(Vector, 0, len(v))
+			for _, s := range v {
+				if len(s.Floats) > 0 {
+					vec = append(vec, Sample{Metric: s.Metric, T: start, F: s.Floats[0].F})
+				}
+			}
+			res.Value = vec
+		}
+	}
+	e.opts.Logger.Debug("query done", "query", expr, "took", e.opts.Now().Sub(began))
+	return res, nil
+}
+
+func checkNoSketches(m Matrix) error {
+	for _, s := range m {
+		if len(s.Sketches) > 0 {
+			return execError("a sketch-valued expression must be finished by a metric function such as accuracy(...)")
+		}
+	}
+	return nil
+}
+
+func sortMatrix(m Matrix) {
+	slices.SortFunc(m, func(a, b Series) int { return labels.Compare(a.Metric, b.Metric) })
+}
+
+// timeRange returns the storage time range a query reads, walking the AST
+// with the evaluation interval each node sees (subqueries, offsets, @).
+func (e *Engine) timeRange(ast parser.Expr, start, end int64) (int64, int64) {
+	lb := e.opts.LookbackDelta.Milliseconds()
+	mint, maxt := int64(math.MaxInt64), int64(math.MinInt64)
+	var walk func(n parser.Node, lo, hi int64)
+	at := func(ts *int64, se parser.AtModifier, lo, hi int64) (int64, int64) {
+		switch {
+		case ts != nil:
+			return *ts, *ts
+		case se == parser.AtStart:
+			return start, start
+		case se == parser.AtEnd:
+			return end, end
+		}
+		return lo, hi
+	}
+	walk = func(n parser.Node, lo, hi int64) {
+		switch x := n.(type) {
+		case *parser.VectorSelector:
+			l, h := at(x.Timestamp, x.StartOrEnd, lo, hi)
+			off := x.Offset.Milliseconds()
+			mint, maxt = min(mint, l-off-lb), max(maxt, h-off)
+			return
+		case *parser.MatrixSelector:
+			vs := x.VectorSelector
+			l, h := at(vs.Timestamp, vs.StartOrEnd, lo, hi)
+			off := vs.Offset.Milliseconds()
+			mint, maxt = min(mint, l-off-x.Range.Milliseconds()), max(maxt, h-off)
+			return
+		case *parser.SubqueryExpr:
+			l, h := at(x.Timestamp, x.StartOrEnd, lo, hi)
+			off := x.Offset.Milliseconds()
+			walk(x.Expr, l-off-x.Range.Milliseconds(), h-off)
+			return
+		}
+		for _, c := range parser.Children(n) {
+			walk(c, lo, hi)
+		}
+	}
+	walk(ast, start, end)
+	if mint > maxt {
+		return start, end
+	}
+	return mint, maxt
+}
