@@ -3,6 +3,7 @@ package tsdb
 import (
 	"fmt"
 	"math"
+	"sync"
 
 	"github.com/prometheus/prometheus/model/labels"
 
@@ -17,21 +18,91 @@ import (
 // use one per goroutine (DB.Appender is cheap). After Commit or Rollback
 // it is empty and may be reused.
 type Appender struct {
-	db      *DB
-	buf     []byte // the samples record: version byte, then entries
-	samples []pendingSample
-	series  []*memSeries
-	seen    map[*memSeries]struct{}
-	// floats' newest pending sample per series in this batch, for order
-	// checks against writes not yet committed.
-	pendingFloat map[*memSeries]floatPoint
-	scratch      map[sketch.Format]sketch.Sketch
-	seriesRec    []byte
+	db *DB
+	// The batch's state; nil between batches. A batch takes one from
+	// appendStates at its first Add and returns it at Commit or Rollback,
+	// so buffers and the series cache stay warm also for callers that
+	// make a new Appender per batch.
+	*appendState
 }
 
-type floatPoint struct {
-	t int64
-	v uint64
+// appendState is an Appender's batch and its float series cache.
+type appendState struct {
+	db      *DB             // the DB whose series cached holds
+	buf     []byte          // the samples record: version byte, then entries (floats' at Commit)
+	samples []pendingSample // sketch deltas
+	floats  []floatSample
+	series  []*memSeries
+	seen    map[*memSeries]struct{} // sketch series noted in this batch
+	scratch map[sketch.Format]sketch.Sketch
+	// Float series written through this state, found by labels hash
+	// without the index (like the series refs a Prometheus scrape loop
+	// keeps), with their state in the current batch.
+	cache  map[uint64]int32 // labels hash → index+1 in cached
+	cached []cachedSeries
+	prev   int32  // index+1 of the entry of the previous AddFloat
+	batch  uint64 // current batch number, > 0; bumped at the end of a batch
+	// lo and hi are the time bounds, from the clock read in batch
+	// boundsBatch (see checkTime).
+	boundsBatch uint64
+	lo, hi      int64
+	seriesRec   []byte
+}
+
+var appendStates = sync.Pool{New: func() any {
+	return &appendState{
+		buf:     []byte{recordVersion},
+		seen:    make(map[*memSeries]struct{}),
+		scratch: make(map[sketch.Format]sketch.Sketch),
+		cache:   make(map[uint64]int32),
+		batch:   1,
+	}
+}}
+
+// begin gives a an appendState for a new batch if it has none.
+func (a *Appender) begin() {
+	if a.appendState != nil {
+		return
+	}
+	st := appendStates.Get().(*appendState)
+	if st.db != a.db {
+		st.db = a.db
+		st.dropCache()
+	}
+	a.appendState = st
+}
+
+func (st *appendState) dropCache() {
+	st.cache = make(map[uint64]int32)
+	st.cached = nil
+	st.prev = 0
+}
+
+// maxCachedSeries bounds the float series an appendState remembers between
+// batches; past it the cache is dropped at the end of a batch.
+const maxCachedSeries = 1 << 16
+
+// cachedSeries is a float series in an appendState's cache. Its batch
+// fields are valid while batch equals the state's.
+type cachedSeries struct {
+	ms   *memSeries
+	next int32 // index+1 of the next entry with the same labels hash
+	// succ is index+1 of the entry whose AddFloat followed this one's
+	// last time: writers that send their series in a stable order find
+	// each next series with one labels comparison, without hashing.
+	succ  int32
+	batch uint64 // batch in which the series was last noted
+	// the series' newest pending sample in that batch, for order checks
+	// against writes not yet committed.
+	pendT int64
+	pendV uint64
+}
+
+// floatSample is one validated float sample waiting for Commit.
+type floatSample struct {
+	ms *memSeries
+	t  int64
+	v  uint64
 }
 
 // pendingSample is one validated write waiting for Commit.
@@ -45,24 +116,35 @@ type pendingSample struct {
 
 // Appender returns a new, empty appender.
 func (db *DB) Appender() *Appender {
-	return &Appender{
-		db:           db,
-		buf:          []byte{recordVersion},
-		seen:         make(map[*memSeries]struct{}),
-		pendingFloat: make(map[*memSeries]floatPoint),
-		scratch:      make(map[sketch.Format]sketch.Sketch),
-	}
+	return &Appender{db: db}
 }
 
+// checkTime refuses t outside [now−Retention, now+MaxFuture]. The clock is
+// read once per batch (at its first Add), as Prometheus's head appender
+// fixes its lower bound when it is created, and read again before refusing
+// a timestamp as too new: a refusal is always exact, and an accepted
+// timestamp is at most the batch's age older than now−Retention.
 func (a *Appender) checkTime(t int64) error {
-	now := a.db.opts.Now()
-	if lo := now.Add(-a.db.opts.Retention).UnixMilli(); t < lo {
-		return fmt.Errorf("%w: timestamp %d is older than the retention limit %d", ErrOutOfBounds, t, lo)
+	if a.boundsBatch != a.batch {
+		a.readClock()
 	}
-	if hi := now.Add(a.db.opts.MaxFuture).UnixMilli(); t > hi {
-		return fmt.Errorf("%w: timestamp %d is beyond now+max future %d", ErrOutOfBounds, t, hi)
+	if t < a.lo {
+		return fmt.Errorf("%w: timestamp %d is older than the retention limit %d", ErrOutOfBounds, t, a.lo)
+	}
+	if t > a.hi {
+		a.readClock()
+		if t > a.hi {
+			return fmt.Errorf("%w: timestamp %d is beyond now+max future %d", ErrOutOfBounds, t, a.hi)
+		}
 	}
 	return nil
+}
+
+func (a *Appender) readClock() {
+	now := a.db.opts.Now()
+	a.lo = now.Add(-a.db.opts.Retention).UnixMilli()
+	a.hi = now.Add(a.db.opts.MaxFuture).UnixMilli()
+	a.boundsBatch = a.batch
 }
 
 // bucketStart floors t to its bucket, also for negative t.
@@ -79,6 +161,7 @@ func bucketStart(t, size int64) int64 {
 // validated now (errors wrap sketch.ErrCorrupt or sketch.ErrFormat); the
 // caller may reuse delta's memory when AddSketch returns.
 func (a *Appender) AddSketch(lset labels.Labels, t int64, delta []byte) error {
+	a.begin()
 	if err := a.checkTime(t); err != nil {
 		return err
 	}
@@ -114,36 +197,106 @@ func (a *Appender) AddSketch(lset labels.Labels, t int64, delta []byte) error {
 // ErrDuplicateSampleForTimestamp; an older one is ErrOutOfOrderSample.
 // Staleness markers (value.StaleNaN) are stored bit for bit.
 func (a *Appender) AddFloat(lset labels.Labels, t int64, v float64) error {
+	a.begin()
 	if err := a.checkTime(t); err != nil {
 		return err
 	}
-	ms, err := a.db.seriesFor(lset, series.KindFloat, 0)
+	c, err := a.floatSeries(lset)
 	if err != nil {
 		return err
 	}
+	ms := c.ms
 	bits := math.Float64bits(v)
-	last, has := a.pendingFloat[ms]
-	if !has {
+	var has bool
+	var lastT int64
+	var lastV uint64
+	if c.batch == a.batch {
+		has, lastT, lastV = true, c.pendT, c.pendV
+	} else {
 		ms.mu.Lock()
-		has, last = ms.hasLast, floatPoint{ms.lastT, ms.lastV}
+		has, lastT, lastV = ms.hasLast, ms.lastT, ms.lastV
 		ms.mu.Unlock()
 	}
-	if has {
-		switch {
-		case t < last.t:
-			return fmt.Errorf("%w: series %s: timestamp %d is before the newest %d", ErrOutOfOrderSample, ms.lset.String(), t, last.t)
-		case t == last.t && bits == last.v:
+	if has && t <= lastT {
+		if t < lastT {
+			return fmt.Errorf("%w: series %s: timestamp %d is before the newest %d", ErrOutOfOrderSample, ms.lset.String(), t, lastT)
+		}
+		if bits == lastV {
 			return nil
-		case t == last.t:
-			return fmt.Errorf("%w: series %s: timestamp %d already has value %v, got %v",
-				ErrDuplicateSampleForTimestamp, ms.lset.String(), t, math.Float64frombits(last.v), v)
+		}
+		return fmt.Errorf("%w: series %s: timestamp %d already has value %v, got %v",
+			ErrDuplicateSampleForTimestamp, ms.lset.String(), t, math.Float64frombits(lastV), v)
+	}
+	if c.batch != a.batch {
+		c.batch = a.batch
+		a.series = append(a.series, ms)
+	}
+	c.pendT, c.pendV = t, bits
+	a.floats = append(a.floats, floatSample{ms: ms, t: t, v: bits})
+	return nil
+}
+
+// floatSeries returns the cache entry of lset's float series, creating the
+// series (and the entry) if needed. The pointer is valid until the next
+// call.
+func (a *Appender) floatSeries(lset labels.Labels) (*cachedSeries, error) {
+	var prev *cachedSeries
+	if a.prev != 0 {
+		prev = &a.cached[a.prev-1]
+		if i := prev.succ; i != 0 {
+			if c := &a.cached[i-1]; labels.Equal(c.ms.lset, lset) {
+				a.prev = i
+				return c, nil
+			}
 		}
 	}
-	a.pendingFloat[ms] = floatPoint{t, bits}
-	a.note(ms)
-	a.buf = appendFloatEntry(a.buf, uint64(ms.ref), t, bits)
-	a.samples = append(a.samples, pendingSample{ms: ms, t: t, v: bits})
-	return nil
+	i, err := a.lookupFloat(lset)
+	if err != nil {
+		return nil, err
+	}
+	if a.prev != 0 {
+		a.cached[a.prev-1].succ = i // not prev: lookupFloat may have grown cached
+	}
+	a.prev = i
+	return &a.cached[i-1], nil
+}
+
+// lookupFloat returns index+1 of lset's entry in the cache, creating the
+// series (and the entry) if needed. A hit needs one hash of lset and one
+// comparison with the series' stored labels; lset not in canonical form
+// (unsorted, empty values) always go through the index.
+func (a *Appender) lookupFloat(lset labels.Labels) (int32, error) {
+	h := lset.Hash()
+	for i := a.cache[h]; i != 0; {
+		c := &a.cached[i-1]
+		if labels.Equal(c.ms.lset, lset) {
+			if c.ms.kind != series.KindFloat {
+				break // seriesFor reports the mismatch
+			}
+			return i, nil
+		}
+		i = c.next
+	}
+	ms, err := a.db.seriesFor(lset, series.KindFloat, 0)
+	if err != nil {
+		return 0, err
+	}
+	// Key the entry by the series' canonical labels, so each series has
+	// one entry whatever form its labels came in.
+	if !labels.Equal(ms.lset, lset) {
+		h = ms.lset.Hash()
+	}
+	head := a.cache[h]
+	for i := head; i != 0; {
+		if a.cached[i-1].ms == ms {
+			return i, nil
+		}
+		i = a.cached[i-1].next
+	}
+	a.cached = append(a.cached, cachedSeries{ms: ms, next: head})
+	i := int32(len(a.cached))
+	a.cache[h] = i
+	return i, nil
 }
 
 func (a *Appender) note(ms *memSeries) {
@@ -157,8 +310,11 @@ func (a *Appender) note(ms *memSeries) {
 // it is durable, applies it to the head. On error nothing was applied (a
 // WAL failure is permanent: reopen the DB). The Appender is empty after.
 func (a *Appender) Commit() error {
+	if a.appendState == nil {
+		return nil
+	}
 	defer a.Rollback()
-	if len(a.samples) == 0 {
+	if len(a.samples) == 0 && len(a.floats) == 0 {
 		return nil
 	}
 	db := a.db
@@ -181,6 +337,9 @@ func (a *Appender) Commit() error {
 		ms.mu.Unlock()
 		a.seriesRec = appendSeriesEntry(a.seriesRec, uint64(ms.ref), ms.kind, ms.format, ms.lset, hasLast, lastT, lastV)
 	}
+	if len(a.floats) > 0 {
+		a.buf = appendFloatRun(a.buf, a.floats)
+	}
 	var err error
 	if len(a.seriesRec) > 1 {
 		err = db.wal.Log(a.seriesRec, a.buf)
@@ -193,7 +352,7 @@ func (a *Appender) Commit() error {
 	for _, ms := range a.series {
 		ms.loggedEpoch.Store(epoch)
 	}
-	ap := applyState{samples: a.samples}
+	ap := applyState{samples: a.samples, floats: a.floats}
 	db.apply(db.active, &ap)
 	db.stats.commits.Add(1)
 	return nil
@@ -201,22 +360,43 @@ func (a *Appender) Commit() error {
 
 // Rollback discards the batch.
 func (a *Appender) Rollback() {
-	a.buf = a.buf[:1]
-	clear(a.samples)
-	a.samples = a.samples[:0]
-	clear(a.series)
-	a.series = a.series[:0]
-	clear(a.seen)
-	clear(a.pendingFloat)
+	st := a.appendState
+	if st == nil {
+		return
+	}
+	st.buf = st.buf[:1]
+	clear(st.samples)
+	st.samples = st.samples[:0]
+	st.floats = st.floats[:0] // memSeries are never freed: no need to clear
+	clear(st.series)
+	st.series = st.series[:0]
+	clear(st.seen)
+	st.batch++
+	if len(st.cached) > maxCachedSeries {
+		st.dropCache()
+	}
+	a.appendState = nil
+	appendStates.Put(st)
 }
 
 // applyState is a batch being applied to a head.
 type applyState struct {
-	samples []pendingSample
+	samples []pendingSample // sketch deltas
+	floats  []floatSample
 }
 
-func (ap *applyState) reset()              { ap.samples = ap.samples[:0] }
-func (ap *applyState) add(s pendingSample) { ap.samples = append(ap.samples, s) }
+func (ap *applyState) reset() {
+	ap.samples = ap.samples[:0]
+	ap.floats = ap.floats[:0]
+}
+
+func (ap *applyState) add(s pendingSample) {
+	if s.sketch {
+		ap.samples = append(ap.samples, s)
+	} else {
+		ap.floats = append(ap.floats, floatSample{ms: s.ms, t: s.t, v: s.v})
+	}
+}
 
 // apply merges a logged batch into h. It never fails: entries that cannot
 // be applied (a float sample that lost a race with a concurrent commit, a
@@ -229,41 +409,51 @@ func (db *DB) apply(h *head, ap *applyState) {
 		s := &ap.samples[i]
 		hs := h.getOrCreate(s.ms)
 		s.ms.mu.Lock()
-		if s.sketch {
-			grow, created, err := hs.mergeSketch(s.t, s.delta)
-			s.ms.mu.Unlock()
-			if err != nil {
-				db.stats.applyErrors.Add(1)
-				db.log.Warn("tsdb: dropping sketch delta that does not merge into its bucket",
-					"series", s.ms.lset.String(), "t", s.t, "err", err)
-				continue
-			}
-			bytes += grow
-			merges++
-			if created {
-				buckets++
-			}
-		} else {
-			ms := s.ms
-			if ms.hasLast && s.t <= ms.lastT {
-				ms.mu.Unlock()
-				if s.t < ms.lastT || s.v != ms.lastV {
-					db.stats.floatsDropped.Add(1)
-				}
-				continue
-			}
-			bytes += hs.appendFloat(s.t, s.v)
-			ms.hasLast, ms.lastT, ms.lastV = true, s.t, s.v
-			ms.mu.Unlock()
-			floats++
+		grow, created, err := hs.mergeSketch(s.t, s.delta)
+		s.ms.mu.Unlock()
+		if err != nil {
+			db.stats.applyErrors.Add(1)
+			db.log.Warn("tsdb: dropping sketch delta that does not merge into its bucket",
+				"series", s.ms.lset.String(), "t", s.t, "err", err)
+			continue
+		}
+		bytes += grow
+		merges++
+		if created {
+			buckets++
 		}
 		db.index.Touch(s.ms.ref, s.t)
 		mint, maxt = min(mint, s.t), max(maxt, s.t)
 	}
+	var dropped uint64
+	for i := range ap.floats {
+		s := &ap.floats[i]
+		ms := s.ms
+		hs := h.getOrCreate(ms)
+		ms.mu.Lock()
+		if ms.hasLast && s.t <= ms.lastT {
+			if s.t < ms.lastT || s.v != ms.lastV {
+				dropped++
+			}
+			ms.mu.Unlock()
+			continue
+		}
+		bytes += hs.appendFloat(s.t, s.v)
+		ms.hasLast, ms.lastT, ms.lastV = true, s.t, s.v
+		ms.mu.Unlock()
+		floats++
+		db.index.Touch(ms.ref, s.t)
+		mint, maxt = min(mint, s.t), max(maxt, s.t)
+	}
+	if dropped > 0 {
+		db.stats.floatsDropped.Add(dropped)
+	}
 	if mint <= maxt {
 		h.widen(mint)
 		h.widen(maxt)
-		h.firstWrite.CompareAndSwap(0, db.opts.Now().UnixMilli())
+		if h.firstWrite.Load() == 0 {
+			h.firstWrite.CompareAndSwap(0, db.opts.Now().UnixMilli())
+		}
 	}
 	h.bytes.Add(bytes)
 	h.buckets.Add(buckets)

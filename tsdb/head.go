@@ -21,7 +21,7 @@ const samplesPerChunk = 120
 
 // Memory overhead estimates (bytes) added to sketch MemSize for accounting.
 const (
-	seriesOverhead = 400 // headSeries, map entries; the registry's share (memSeries, index postings) is in it
+	seriesOverhead = 400 // headSeries, table slot; the registry's share (memSeries, index postings) is in it
 	bucketOverhead = 32  // slice element: time + interface
 )
 
@@ -119,12 +119,12 @@ type headSeries struct {
 }
 
 // head is one generation of the memtable: the data written since the last
-// flush swap.
+// flush swap. Its series are in a lock-free open-addressing table keyed by
+// ref, so the per-sample lookup on the write path (and readers' lookups)
+// take no lock; creating a series takes mu.
 type head struct {
-	shards [256]struct {
-		mu sync.RWMutex
-		m  map[index.SeriesRef]*headSeries
-	}
+	mu         sync.Mutex // serialises inserts into tab
+	tab        atomic.Pointer[seriesTable]
 	mint, maxt atomic.Int64
 	bytes      atomic.Int64
 	buckets    atomic.Int64
@@ -135,36 +135,91 @@ type head struct {
 	firstWrite atomic.Int64
 }
 
+// seriesTable is a power-of-two open-addressing table (linear probing) of
+// a head's series. Slots are only ever filled, never cleared or moved: a
+// full-enough table is replaced by a larger copy, and readers still
+// holding the old one see every series inserted before the replacement.
+type seriesTable struct {
+	mask  uint64
+	n     int // series in the table; guarded by head.mu
+	slots []seriesSlot
+}
+
+type seriesSlot struct {
+	ref atomic.Uint64 // stored before hs, so a reader seeing hs sees ref
+	hs  atomic.Pointer[headSeries]
+}
+
+const minSeriesTable = 256
+
+func newSeriesTable(size int) *seriesTable {
+	return &seriesTable{mask: uint64(size - 1), slots: make([]seriesSlot, size)}
+}
+
+// slot returns the first slot for ref (Fibonacci hashing: refs are dense).
+func (t *seriesTable) slot(ref index.SeriesRef) uint64 {
+	return (uint64(ref) * 0x9E3779B97F4A7C15) >> 32 & t.mask
+}
+
+func (t *seriesTable) get(ref index.SeriesRef) *headSeries {
+	for i := t.slot(ref); ; i = (i + 1) & t.mask {
+		s := &t.slots[i]
+		hs := s.hs.Load()
+		if hs == nil {
+			return nil
+		}
+		if s.ref.Load() == uint64(ref) {
+			return hs
+		}
+	}
+}
+
+// put inserts hs, known to be absent. The caller holds head.mu.
+func (t *seriesTable) put(hs *headSeries) {
+	ref := hs.ms.ref
+	i := t.slot(ref)
+	for t.slots[i].hs.Load() != nil {
+		i = (i + 1) & t.mask
+	}
+	t.slots[i].ref.Store(uint64(ref))
+	t.slots[i].hs.Store(hs)
+	t.n++
+}
+
 func newHead() *head {
 	h := &head{}
-	for i := range h.shards {
-		h.shards[i].m = make(map[index.SeriesRef]*headSeries)
-	}
+	h.tab.Store(newSeriesTable(minSeriesTable))
 	h.mint.Store(math.MaxInt64)
 	h.maxt.Store(math.MinInt64)
 	return h
 }
 
 func (h *head) get(ref index.SeriesRef) *headSeries {
-	s := &h.shards[ref&255]
-	s.mu.RLock()
-	hs := s.m[ref]
-	s.mu.RUnlock()
-	return hs
+	return h.tab.Load().get(ref)
 }
 
 func (h *head) getOrCreate(ms *memSeries) *headSeries {
 	if hs := h.get(ms.ref); hs != nil {
 		return hs
 	}
-	s := &h.shards[ms.ref&255]
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if hs, ok := s.m[ms.ref]; ok {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	t := h.tab.Load()
+	if hs := t.get(ms.ref); hs != nil {
 		return hs
 	}
+	if (t.n+1)*4 > len(t.slots)*3 { // keep the load factor at most 3/4
+		g := newSeriesTable(2 * len(t.slots))
+		for i := range t.slots {
+			if hs := t.slots[i].hs.Load(); hs != nil {
+				g.put(hs)
+			}
+		}
+		h.tab.Store(g)
+		t = g
+	}
 	hs := &headSeries{ms: ms}
-	s.m[ms.ref] = hs
+	t.put(hs)
 	h.numSeries.Add(1)
 	h.bytes.Add(seriesOverhead)
 	return hs
@@ -189,14 +244,12 @@ func (h *head) widen(t int64) {
 
 // allSeries returns the head's series sorted by labels.
 func (h *head) allSeries() []*headSeries {
-	var out []*headSeries
-	for i := range h.shards {
-		s := &h.shards[i]
-		s.mu.RLock()
-		for _, hs := range s.m {
+	t := h.tab.Load()
+	out := make([]*headSeries, 0, h.numSeries.Load())
+	for i := range t.slots {
+		if hs := t.slots[i].hs.Load(); hs != nil {
 			out = append(out, hs)
 		}
-		s.mu.RUnlock()
 	}
 	slices.SortFunc(out, func(a, b *headSeries) int { return labels.Compare(a.ms.lset, b.ms.lset) })
 	return out

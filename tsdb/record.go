@@ -20,7 +20,12 @@ const (
 	entrySeries byte = 1 // ref, kind, format, labels [, last float sample]
 	entrySketch byte = 2 // ref, bucket start, delta bytes
 	entryFloat  byte = 3 // ref, timestamp, value bits
+	entryFloats byte = 4 // a run of float samples: count, base time, then per sample ref and time deltas, value bits
 )
+
+// minFloatRunSample is the least number of bytes a sample takes in a float
+// run (one-byte ref and time deltas, eight value bytes).
+const minFloatRunSample = 10
 
 // recEntry is one decoded entry. lset and delta alias decoder-owned memory
 // valid until the next decode.
@@ -72,6 +77,28 @@ func appendFloatEntry(dst []byte, ref uint64, t int64, v uint64) []byte {
 	dst = binary.AppendUvarint(dst, ref)
 	dst = binary.AppendVarint(dst, t)
 	return binary.LittleEndian.AppendUint64(dst, v)
+}
+
+// appendFloatRun encodes fs (not empty) as one float run entry: the samples
+// of a commit in order, refs delta-encoded against the previous sample's
+// and timestamps against the first's, so a batch of one sample per series
+// at one timestamp takes ten bytes a sample. The decoder yields one
+// entryFloat entry per sample.
+func appendFloatRun(dst []byte, fs []floatSample) []byte {
+	dst = append(dst, entryFloats)
+	dst = binary.AppendUvarint(dst, uint64(len(fs)))
+	t0 := fs[0].t
+	dst = binary.AppendVarint(dst, t0)
+	var prev uint64
+	for i := range fs {
+		s := &fs[i]
+		ref := uint64(s.ms.ref)
+		dst = binary.AppendVarint(dst, int64(ref-prev))
+		dst = binary.AppendVarint(dst, s.t-t0)
+		dst = binary.LittleEndian.AppendUint64(dst, s.v)
+		prev = ref
+	}
+	return dst
 }
 
 // recordDecoder decodes records into a reusable entry slice.
@@ -164,6 +191,10 @@ func (d *recordDecoder) decode(rec []byte) ([]recEntry, error) {
 	}
 	for r.err == nil && r.off < len(r.b) {
 		e := recEntry{typ: r.byte("entry type")}
+		if e.typ == entryFloats {
+			d.decodeFloatRun(&r)
+			continue
+		}
 		e.ref = r.uvarint("series ref")
 		switch e.typ {
 		case entrySeries:
@@ -227,4 +258,23 @@ func (d *recordDecoder) decode(rec []byte) ([]recEntry, error) {
 		return nil, r.err
 	}
 	return d.entries, nil
+}
+
+// decodeFloatRun decodes a float run entry (after its type byte) into one
+// entryFloat entry per sample.
+func (d *recordDecoder) decodeFloatRun(r *recReader) {
+	n := r.uvarint("float run length")
+	if r.err == nil && (n == 0 || n > uint64(len(r.b)-r.off)/minFloatRunSample) {
+		r.fail("float run length")
+	}
+	t0 := r.varint("float run base time")
+	var ref uint64
+	for i := uint64(0); i < n && r.err == nil; i++ {
+		ref += uint64(r.varint("float run ref delta"))
+		t := t0 + r.varint("float run time delta")
+		v := r.uint64("value")
+		if r.err == nil {
+			d.entries = append(d.entries, recEntry{typ: entryFloat, ref: ref, t: t, v: v})
+		}
+	}
 }

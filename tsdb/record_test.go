@@ -104,6 +104,7 @@ func FuzzDecodeRecord(f *testing.F) {
 	f.Add(sampleRecord())
 	f.Add([]byte{recordVersion})
 	f.Add([]byte{recordVersion, entryFloat, 1, 2, 0, 0, 0, 0, 0, 0, 0, 0})
+	f.Add(appendFloatRun([]byte{recordVersion}, []floatSample{{&memSeries{ref: 3}, 10, 1}, {&memSeries{ref: 1}, 5, 2}}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var d recordDecoder
 		es, err := d.decode(b)
