@@ -1,0 +1,1161 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+
+	"evalstore/definitions"
+	"evalstore/sketch"
+	"evalstore/tsdb/wal"
+)
+
+// Appender is what ingest writes to (tsdb.Appender satisfies it). Add*
+// validate and stage; Commit makes the whole batch durable (in the WAL)
+// atomically and returns only then; Rollback discards.
+type Appender interface {
+	AddSketch(lset labels.Labels, t int64, delta []byte) error
+	AddFloat(lset labels.Labels, t int64, v float64) error
+	Commit() error
+	Rollback()
+}
+
+// Storage hands out appenders.
+type Storage interface{ Appender() Appender }
+
+// CommitReader is optionally implemented by a Storage that can read back
+// the newest value of a float series from what it has made durable. Ingest
+// reads FamilyIngestCommit with it after a crash to learn whether the last
+// join-store batch reached the tsdb. Without it, an in-doubt batch is
+// treated as not committed (see docs/parts/ingest-join.md).
+type CommitReader interface {
+	LastFloat(lset labels.Labels) (v float64, ok bool, err error)
+}
+
+// Defaults of Config.
+const (
+	DefaultBucketSize      = time.Minute
+	DefaultJoinWindow      = 30 * 24 * time.Hour
+	DefaultMaxFuture       = 10 * time.Minute
+	DefaultRetention       = 400 * 24 * time.Hour
+	DefaultMaxPending      = 5_000_000
+	DefaultMaxScoreClasses = 64
+	DefaultMaxModelClasses = 10_000
+	DefaultSnapshotBytes   = 256 << 20
+	DefaultSweepInterval   = time.Minute
+)
+
+// DefaultLimits are the per-request limits of predictions and feedback.
+var DefaultLimits = Limits{MaxBodyBytes: 32 << 20, MaxDecodedBytes: 256 << 20, MaxRecords: 100_000}
+
+// DefaultEvaluationLimits are the per-request limits of an offline run.
+var DefaultEvaluationLimits = Limits{MaxBodyBytes: 256 << 20, MaxDecodedBytes: 2 << 30, MaxRecords: 5_000_000}
+
+// Config configures an Ingester. Zero fields take the defaults above.
+type Config struct {
+	// Dir holds the join store (its WAL and snapshot). Required.
+	Dir     string
+	Storage Storage
+	// Definitions returns the definitions in force (e.g. Store.Current).
+	// Nil: definitions.Empty.
+	Definitions func() *definitions.Definitions
+	// Now is the clock (time.Now if nil).
+	Now func() time.Time
+	// BucketSize is the tsdb bucket: deltas are stamped with the start of
+	// the prediction's bucket.
+	BucketSize time.Duration
+	// JoinWindow is how long a prediction waits for its label (and early
+	// feedback for its prediction).
+	JoinWindow time.Duration
+	// MaxFuture refuses timestamps later than now + MaxFuture.
+	MaxFuture time.Duration
+	// Retention refuses timestamps older than now − Retention (set it to
+	// the tsdb's retention).
+	Retention        time.Duration
+	Limits           Limits
+	EvaluationLimits Limits
+	// MaxPending caps the pending predictions plus held feedback kept for
+	// the join; beyond it new predictions are counted but not kept
+	// (Result.Untracked), and early feedback is not held.
+	MaxPending int
+	// MaxScoreClasses caps the classes of a multiclass record whose
+	// per-class score series are written (the rest are left out).
+	MaxScoreClasses int
+	// MaxModelClasses caps the distinct classes of one model.
+	MaxModelClasses int
+	// Sync is the join WAL's fsync policy (default wal.SyncAlways).
+	Sync wal.SyncPolicy
+	// SnapshotBytes: a snapshot of the join store is written, and the WAL
+	// truncated, once this many WAL bytes were written since the last one.
+	SnapshotBytes int64
+	// SweepInterval is how often expired join state is dropped.
+	SweepInterval time.Duration
+	Logger        *slog.Logger
+}
+
+func (c *Config) defaults() {
+	if c.Definitions == nil {
+		c.Definitions = definitions.Empty
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.BucketSize, DefaultBucketSize)
+	def(&c.JoinWindow, DefaultJoinWindow)
+	def(&c.MaxFuture, DefaultMaxFuture)
+	def(&c.Retention, DefaultRetention)
+	def(&c.SweepInterval, DefaultSweepInterval)
+	lim := func(l *Limits, d Limits) {
+		if l.MaxBodyBytes <= 0 {
+			l.MaxBodyBytes = d.MaxBodyBytes
+		}
+		if l.MaxDecodedBytes <= 0 {
+			l.MaxDecodedBytes = d.MaxDecodedBytes
+		}
+		if l.MaxRecords <= 0 {
+			l.MaxRecords = d.MaxRecords
+		}
+	}
+	lim(&c.Limits, DefaultLimits)
+	lim(&c.EvaluationLimits, DefaultEvaluationLimits)
+	if c.MaxPending <= 0 {
+		c.MaxPending = DefaultMaxPending
+	}
+	if c.MaxScoreClasses <= 0 {
+		c.MaxScoreClasses = DefaultMaxScoreClasses
+	}
+	if c.MaxModelClasses <= 0 {
+		c.MaxModelClasses = DefaultMaxModelClasses
+	}
+	if c.SnapshotBytes <= 0 {
+		c.SnapshotBytes = DefaultSnapshotBytes
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Result reports what one accepted batch did.
+type Result struct {
+	// Records is the number of records in the batch.
+	Records int `json:"records"`
+	// Predictions counted (new predictions; offline: every record).
+	Predictions int `json:"predictions"`
+	// DuplicatePredictions are predictions whose (model, id) was already
+	// pending: a retried batch. They are not counted again.
+	DuplicatePredictions int `json:"duplicate_predictions"`
+	// Labels applied for the first time (inline, joined feedback, or held
+	// feedback joined by an arriving prediction).
+	Labels int `json:"labels"`
+	// Corrected labels: the old contribution retracted, the new one added.
+	Corrected int `json:"corrected"`
+	// DuplicateFeedback is feedback identical to what was applied: no-op.
+	DuplicateFeedback int `json:"duplicate_feedback"`
+	// Held is feedback whose prediction has not arrived (yet): kept for
+	// the join window, then counted as unknown (Stats.UnknownFeedback).
+	Held int `json:"held"`
+	// Expired is feedback for a prediction whose join window has passed.
+	Expired int `json:"expired"`
+	// Untracked predictions were counted but not kept for the join
+	// (Config.MaxPending reached); NotHeld likewise for early feedback.
+	Untracked int `json:"untracked"`
+	NotHeld   int `json:"not_held"`
+	// MeasuresIgnored are feedback measures already observed for their
+	// prediction (the first value of a measure per prediction counts).
+	MeasuresIgnored int `json:"measures_ignored"`
+	// FeatureTypeConflicts are feature values of an undeclared feature
+	// that do not fit the type first seen for it (skipped).
+	FeatureTypeConflicts int `json:"feature_type_conflicts"`
+}
+
+// Stats are the ingester's counters for /metrics.
+type Stats struct {
+	Records, Rejected, Batches, RejectedBatches                        uint64
+	Predictions, Labels, Corrections, DuplicateFeedback, Held, Expired uint64
+	// UnknownFeedback is held feedback whose prediction never came.
+	UnknownFeedback uint64
+	Untracked       uint64
+	// Pending predictions and held feedback now in the join store.
+	Pending, HeldNow int
+	Snapshots        uint64
+}
+
+type counters struct {
+	records, rejected, batches, rejectedBatches                          atomic.Uint64
+	predictions, labels, corrections, duplicates, held, expired, unknown atomic.Uint64
+	untracked, snapshots                                                 atomic.Uint64
+}
+
+// Ingester turns decoded records into sketch deltas and keeps the join
+// store. Its methods are safe for concurrent use: decoding runs in the
+// caller's goroutine, the join decisions and the commit of one batch are
+// serialized.
+type Ingester struct {
+	cfg    Config
+	bucket int64 // ms
+	mu     sync.Mutex
+	store  *joinStore
+	c      counters
+	lastT  int64 // last marker timestamp (ms)
+	closed bool
+	// inflight counts batches past stage 1 not yet finished (under mu).
+	inflight int
+	wg       sync.WaitGroup
+	// turnMu orders stage 3; committed is the last committed seq; failed
+	// poisons the ingester.
+	turnMu    sync.Mutex
+	turn      *sync.Cond
+	committed atomic.Uint64
+	failed    error
+	decPool   sync.Pool
+}
+
+// Open opens (or creates) the join store in cfg.Dir, recovers it after a
+// crash and returns a ready Ingester.
+func Open(cfg Config) (*Ingester, error) {
+	cfg.defaults()
+	if cfg.Dir == "" || cfg.Storage == nil {
+		return nil, errors.New("ingest: Config.Dir and Config.Storage are required")
+	}
+	in := &Ingester{cfg: cfg, bucket: cfg.BucketSize.Milliseconds()}
+	if in.bucket <= 0 {
+		return nil, fmt.Errorf("ingest: bucket size %s below 1ms", cfg.BucketSize)
+	}
+	// resolve reads the last committed batch from the tsdb's marker.
+	resolve := func() (uint64, bool, error) {
+		cr, ok := cfg.Storage.(CommitReader)
+		if !ok {
+			cfg.Logger.Warn("ingest: in-doubt join batches treated as not committed (storage cannot read the commit marker)")
+			return 0, false, nil
+		}
+		v, ok, err := cr.LastFloat(commitMarker)
+		if err != nil || !ok {
+			return 0, false, err
+		}
+		return uint64(v), true, nil
+	}
+	st, err := openJoinStore(cfg.Dir, wal.Options{Sync: cfg.Sync, Logger: cfg.Logger}, resolve, cfg.Logger)
+	if err != nil {
+		return nil, err
+	}
+	in.store = st
+	in.turn = sync.NewCond(&in.turnMu)
+	in.committed.Store(st.seq)
+	st.sweep(in.nowMS(), cfg.JoinWindow.Milliseconds(), &in.c)
+	return in, nil
+}
+
+// Close writes a snapshot of the join store and closes its WAL.
+func (in *Ingester) Close() error {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.closed {
+		return nil
+	}
+	in.closed = true
+	in.mu.Unlock()
+	in.wg.Wait()
+	in.mu.Lock()
+	if in.failedErr() != nil {
+		return in.store.w.Close()
+	}
+	err := in.store.snapshot()
+	return errors.Join(err, in.store.w.Close())
+}
+
+// Stats returns a snapshot of the counters.
+func (in *Ingester) Stats() Stats {
+	in.mu.Lock()
+	pending, heldNow := len(in.store.entries), len(in.store.held)
+	in.mu.Unlock()
+	c := &in.c
+	return Stats{
+		Records: c.records.Load(), Rejected: c.rejected.Load(), Batches: c.batches.Load(), RejectedBatches: c.rejectedBatches.Load(),
+		Predictions: c.predictions.Load(), Labels: c.labels.Load(), Corrections: c.corrections.Load(),
+		DuplicateFeedback: c.duplicates.Load(), Held: c.held.Load(), Expired: c.expired.Load(),
+		UnknownFeedback: c.unknown.Load(), Untracked: c.untracked.Load(),
+		Pending: pending, HeldNow: heldNow, Snapshots: c.snapshots.Load(),
+	}
+}
+
+func (in *Ingester) nowMS() int64 { return in.cfg.Now().UnixMilli() }
+
+func (in *Ingester) newDecoder(lim Limits) *decoder {
+	d, _ := in.decPool.Get().(*decoder)
+	if d == nil {
+		d = &decoder{intern: make(map[string]string), slabIdx: -1}
+	}
+	now := in.cfg.Now()
+	d.defs = in.cfg.Definitions()
+	d.now = now.UnixMilli()
+	d.maxT = now.Add(in.cfg.MaxFuture).UnixMilli()
+	d.minT = now.Add(-in.cfg.Retention).UnixMilli()
+	d.maxFuture = in.cfg.MaxFuture
+	d.maxRecords = lim.MaxRecords
+	d.errs = nil
+	if len(d.intern) > maxIntern/2 {
+		clear(d.intern)
+	}
+	return d
+}
+
+func (in *Ingester) putDecoder(d *decoder) {
+	d.defs = nil
+	d.resetSlabs()
+	in.decPool.Put(d)
+}
+
+func (in *Ingester) reject(err error, records int) {
+	var be *BatchError
+	if errors.As(err, &be) {
+		in.c.rejectedBatches.Add(1)
+		in.c.rejected.Add(uint64(records))
+	}
+}
+
+// Predictions ingests a predictions body (JSON array or NDJSON).
+func (in *Ingester) Predictions(ctx context.Context, body Body) (Result, error) {
+	buf, f, err := readBody(body, in.cfg.Limits)
+	if err != nil {
+		in.reject(err, 0)
+		return Result{}, err
+	}
+	defer bufPool.Put(buf)
+	d := in.newDecoder(in.cfg.Limits)
+	defer in.putDecoder(d) // after the records are routed: they live in its slabs
+	recs, err := d.decodePredictions(buf.Bytes(), f)
+	if err != nil {
+		in.reject(err, len(recs))
+		return Result{}, err
+	}
+	return in.IngestPredictions(ctx, d.defs, recs)
+}
+
+// Feedback ingests a feedback body (JSON array or NDJSON).
+func (in *Ingester) Feedback(ctx context.Context, body Body) (Result, error) {
+	buf, f, err := readBody(body, in.cfg.Limits)
+	if err != nil {
+		in.reject(err, 0)
+		return Result{}, err
+	}
+	defer bufPool.Put(buf)
+	d := in.newDecoder(in.cfg.Limits)
+	recs, err := d.decodeFeedback(buf.Bytes(), f)
+	defs := d.defs
+	in.putDecoder(d)
+	if err != nil {
+		in.reject(err, len(recs))
+		return Result{}, err
+	}
+	return in.IngestFeedback(ctx, defs, recs)
+}
+
+// Evaluation ingests one offline run (a JSON object).
+func (in *Ingester) Evaluation(ctx context.Context, body Body) (Result, error) {
+	buf, f, err := readBody(body, in.cfg.EvaluationLimits)
+	if err != nil {
+		in.reject(err, 0)
+		return Result{}, err
+	}
+	defer bufPool.Put(buf)
+	d := in.newDecoder(in.cfg.EvaluationLimits)
+	defer in.putDecoder(d)
+	ev, err := d.decodeEvaluation(buf.Bytes(), f)
+	if err != nil {
+		in.reject(err, 0)
+		return Result{}, err
+	}
+	return in.IngestEvaluation(ctx, d.defs, ev)
+}
+
+// source labels of a batch.
+type source struct{ name, dataset, run string }
+
+var online = source{name: SourceOnline}
+
+func (in *Ingester) bucketOf(t int64) int64 {
+	b := t - t%in.bucket
+	if t < 0 && t%in.bucket != 0 {
+		b -= in.bucket
+	}
+	return b
+}
+
+// IngestPredictions ingests decoded, validated online predictions (as
+// Predictions decodes them). defs must be the definitions they were
+// validated against.
+func (in *Ingester) IngestPredictions(ctx context.Context, defs *definitions.Definitions, recs []Prediction) (Result, error) {
+	res := Result{Records: len(recs)}
+	if err := ctx.Err(); err != nil {
+		return res, err
+	}
+	pre := in.preRoute(defs, online, recs)
+	err := in.run(&res, online, defs, func(r *router, now int64) (errs []RecordError) {
+		tx := r.tx
+		// The pre-routed deltas are usable unless the batch holds
+		// predictions already pending (a retry) or a feature-type race.
+		usePre := true
+		keys := make([]string, len(recs))
+		seen := make(map[string]struct{}, len(recs))
+		for i := range recs {
+			key := joinKey(recs[i].Model, recs[i].ID)
+			keys[i] = key
+			if _, dup := seen[key]; dup || tx.entry(key) != nil {
+				usePre = false
+			}
+			seen[key] = struct{}{}
+		}
+		usePre = usePre && pre.adopt(r)
+		anyHeld := tx.anyHeld()
+		var slices []string
+		for i := range recs {
+			p := &recs[i]
+			key := keys[i]
+			m, _ := defs.Model(p.Model)
+			var e *entry
+			var pcName string
+			if usePre {
+				e, pcName = pre.entries[i], pre.predNames[i]
+			} else {
+				if tx.entry(key) != nil {
+					res.DuplicatePredictions++
+					continue
+				}
+				slices = defs.SlicesFor(p.Model, p, slices[:0])
+				e, pcName = r.observe(p, m, slices)
+			}
+			if rerr := r.classify(i, p.Model, m, e, pcName); rerr != nil {
+				errs = append(errs, *rerr)
+				continue
+			}
+			res.Predictions++
+			var h *held
+			if anyHeld {
+				h = tx.heldFor(key)
+			}
+			if p.HasLabel && (h == nil || !h.hasLabel) {
+				if rerr := r.label(i, "label", p.Model, e, p.Label, p.Time); rerr != nil {
+					errs = append(errs, *rerr)
+					continue
+				}
+			}
+			if h != nil {
+				if rerr := r.applyFeedback(i, p.Model, e, h.label, h.hasLabel, h.labelAt, h.measures); rerr != nil {
+					errs = append(errs, *rerr)
+					continue
+				}
+				tx.delHeld(key)
+			}
+			if tx.size() >= in.cfg.MaxPending {
+				res.Untracked++
+				continue
+			}
+			if usePre {
+				tx.putNewEntry(key, e) // known not pending
+			} else {
+				tx.putEntry(key, e)
+			}
+		}
+		return errs
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	return res, nil
+}
+
+// IngestFeedback ingests decoded, validated feedback.
+func (in *Ingester) IngestFeedback(ctx context.Context, defs *definitions.Definitions, recs []Feedback) (Result, error) {
+	res := Result{Records: len(recs)}
+	if err := ctx.Err(); err != nil {
+		return res, err
+	}
+	err := in.run(&res, online, defs, func(r *router, now int64) (errs []RecordError) {
+		tx := r.tx
+		for i := range recs {
+			fb := &recs[i]
+			key := joinKey(fb.Model, fb.ID)
+			at := now
+			if fb.HasTime {
+				at = fb.Time
+			}
+			if e := tx.entry(key); e != nil {
+				ne := e.clone()
+				before := *r.res
+				if rerr := r.applyFeedback(i, fb.Model, ne, fb.Label, fb.HasLabel, at, fb.Measures); rerr != nil {
+					errs = append(errs, *rerr)
+					continue
+				}
+				if r.res.Labels != before.Labels || r.res.Corrected != before.Corrected || len(ne.measures) != len(e.measures) {
+					tx.putEntry(key, ne) // else a duplicate: nothing to log
+				}
+				continue
+			}
+			if in.store.expired(key) {
+				res.Expired++
+				continue
+			}
+			h := tx.heldFor(key)
+			var nh held
+			if h != nil {
+				nh = *h
+				nh.measures = append([]Measure(nil), h.measures...)
+			} else {
+				if tx.size() >= in.cfg.MaxPending {
+					res.NotHeld++
+					continue
+				}
+				nh.arrived = now
+			}
+			if fb.HasLabel {
+				nh.label, nh.hasLabel, nh.labelAt, nh.hasTime = fb.Label, true, at, fb.HasTime
+			}
+			nh.measures = append(nh.measures, fb.Measures...)
+			tx.putHeld(key, &nh)
+			res.Held++
+		}
+		return errs
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	return res, nil
+}
+
+// IngestEvaluation ingests one decoded offline run through the same routing
+// as online predictions, with source="offline", dataset and run labels and
+// the run's timestamp. Offline records are not kept for joins.
+func (in *Ingester) IngestEvaluation(ctx context.Context, defs *definitions.Definitions, ev *Evaluation) (Result, error) {
+	res := Result{Records: len(ev.Records)}
+	if err := ctx.Err(); err != nil {
+		return res, err
+	}
+	src := source{SourceOffline, ev.Dataset, ev.Run}
+	pre := in.preRoute(defs, src, ev.Records)
+	err := in.run(&res, src, defs, func(r *router, now int64) (errs []RecordError) {
+		var slices []string
+		m, _ := defs.Model(ev.Model)
+		usePre := pre.adopt(r)
+		for i := range ev.Records {
+			p := &ev.Records[i]
+			var e *entry
+			var pcName string
+			if usePre {
+				e, pcName = pre.entries[i], pre.predNames[i]
+			} else {
+				slices = defs.SlicesFor(p.Model, p, slices[:0])
+				e, pcName = r.observe(p, m, slices)
+			}
+			if rerr := r.classify(i, p.Model, m, e, pcName); rerr != nil {
+				rerr.Field = fmt.Sprintf("records[%d].prediction", i)
+				errs = append(errs, *rerr)
+				continue
+			}
+			res.Predictions++
+			if p.HasLabel {
+				if rerr := r.label(i, fmt.Sprintf("records[%d].label", i), p.Model, e, p.Label, math.MinInt64); rerr != nil {
+					errs = append(errs, *rerr)
+				}
+			}
+		}
+		return errs
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	return res, nil
+}
+
+func (in *Ingester) count(res *Result) {
+	c := &in.c
+	c.batches.Add(1)
+	c.records.Add(uint64(res.Records))
+	c.predictions.Add(uint64(res.Predictions))
+	c.labels.Add(uint64(res.Labels))
+	c.corrections.Add(uint64(res.Corrected))
+	c.duplicates.Add(uint64(res.DuplicateFeedback))
+	c.held.Add(uint64(res.Held))
+	c.expired.Add(uint64(res.Expired))
+	c.untracked.Add(uint64(res.Untracked))
+}
+
+func (in *Ingester) maybeSweep(now int64) {
+	if now-in.store.lastSweep >= in.cfg.SweepInterval.Milliseconds() || now < in.store.lastSweep {
+		in.store.sweep(now, in.cfg.JoinWindow.Milliseconds(), &in.c)
+	}
+}
+
+// run processes one batch in three stages:
+//
+//  1. under in.mu: fn makes the join decisions (staged in a txn) and builds
+//     the deltas; on record errors nothing happens. Otherwise the txn gets
+//     the next sequence number, its record is encoded and it is applied to
+//     the in-memory store at once (later batches build on it).
+//  2. without a lock: the txn record is logged to the join WAL (fsynced;
+//     concurrent batches share fsyncs).
+//  3. in sequence order (one batch at a time): the deltas and the commit
+//     marker (FamilyIngestCommit = seq) are appended and committed to the
+//     tsdb in one Commit.
+//
+// A failure in stage 2 or 3 poisons the ingester: the in-memory store may
+// hold decisions that never reached the tsdb, so every later batch fails
+// until a restart recovers both from what is durable (see
+// docs/parts/ingest-join.md).
+func (in *Ingester) run(res *Result, src source, defs *definitions.Definitions, fn func(r *router, now int64) []RecordError) error {
+	in.mu.Lock()
+	if in.closed {
+		in.mu.Unlock()
+		return errors.New("ingest: closed")
+	}
+	if err := in.failedErr(); err != nil {
+		in.mu.Unlock()
+		return err
+	}
+	now := in.nowMS()
+	in.maybeSweep(now)
+	tx := in.store.begin(in.cfg.MaxModelClasses)
+	dl := newDeltas()
+	r := &router{in: in, dl: dl, tx: tx, defs: defs, src: src, res: res}
+	errs := fn(r, now)
+	dl = r.dl
+	if len(errs) > 0 {
+		in.mu.Unlock()
+		err := &BatchError{Errors: errs}
+		in.reject(err, res.Records)
+		return err
+	}
+	var rec []byte
+	var seq uint64
+	if !tx.empty() {
+		in.store.seq++
+		seq = in.store.seq
+		rec = tx.encode(seq, in.committed.Load())
+		tx.apply()
+		in.inflight++
+		in.wg.Add(1)
+		t := now
+		if t <= in.lastT {
+			t = in.lastT + 1
+		}
+		in.lastT = t
+		dl.floats = append(dl.floats, floatSample{commitMarker, t, float64(seq)})
+		for _, ca := range tx.newClasses {
+			dl.floats = append(dl.floats, floatSample{labels.FromStrings(metricName, FamilyClassIndex, LabelModel, ca.model, LabelClass, ca.class), t, float64(ca.idx)})
+		}
+	}
+	in.mu.Unlock()
+
+	defer dl.release()
+	if rec == nil {
+		// No join decisions (an offline run with known classes, duplicate
+		// feedback): nothing to order.
+		if err := in.appendCommit(dl); err != nil {
+			return err
+		}
+		in.count(res)
+		return nil
+	}
+	err := in.store.w.Log(rec)
+	in.turnMu.Lock()
+	for err == nil && in.failed == nil && in.committed.Load() != seq-1 {
+		in.turn.Wait()
+	}
+	if err == nil && in.failed != nil {
+		err = in.failed
+	}
+	if err == nil {
+		err = in.appendCommit(dl)
+	}
+	if err != nil {
+		if in.failed == nil {
+			in.failed = fmt.Errorf("ingest: stopped after a failed commit, restart to recover: %w", err)
+			in.cfg.Logger.Error("ingest: batch failed after its join decisions were made; ingester stopped until restart", "seq", seq, "err", err)
+		}
+	} else {
+		in.committed.Store(seq)
+	}
+	in.turn.Broadcast()
+	in.turnMu.Unlock()
+
+	in.mu.Lock()
+	in.inflight--
+	in.wg.Done()
+	if err == nil && in.inflight == 0 && in.store.w.Stats().Bytes-in.store.snapBytes >= uint64(in.cfg.SnapshotBytes) {
+		if serr := in.store.snapshot(); serr != nil {
+			in.cfg.Logger.Error("ingest: join store snapshot failed", "err", serr)
+		} else {
+			in.c.snapshots.Add(1)
+		}
+	}
+	in.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	in.count(res)
+	return nil
+}
+
+func (in *Ingester) failedErr() error {
+	in.turnMu.Lock()
+	defer in.turnMu.Unlock()
+	return in.failed
+}
+
+func (in *Ingester) appendCommit(dl *deltas) error {
+	app := in.cfg.Storage.Appender()
+	if err := dl.appendTo(app); err != nil {
+		app.Rollback()
+		return fmt.Errorf("ingest: storage: %w", err)
+	}
+	if err := app.Commit(); err != nil {
+		return fmt.Errorf("ingest: storage: %w", err)
+	}
+	return nil
+}
+
+func joinKey(model, id string) string { return model + "\x00" + id }
+
+// taskCode is a Task in one byte (join store encoding).
+type taskCode uint8
+
+const (
+	taskNone taskCode = iota
+	taskBinary
+	taskMulticlass
+	taskRegression
+)
+
+func codeOf(t definitions.Task) taskCode {
+	switch t {
+	case definitions.TaskBinary:
+		return taskBinary
+	case definitions.TaskMulticlass:
+		return taskMulticlass
+	case definitions.TaskRegression:
+		return taskRegression
+	}
+	return taskNone
+}
+
+// entry is a prediction as the join needs it later: a pending prediction
+// in the join store, or the transient target of an inline label.
+type entry struct {
+	t         int64 // prediction time, ms
+	version   string
+	slices    []string
+	task      taskCode
+	predClass int32 // class index of the predicted class, -1 none
+	hasScore  bool
+	score     float64
+	pred      float64 // numeric prediction (regression)
+	scores    []ClassScore
+	hasLabel  bool
+	label     definitions.Value // the label applied
+	labelAt   int64
+	measures  []string // feedback measures already observed
+}
+
+func (e *entry) clone() *entry {
+	c := *e
+	c.measures = append([]string(nil), e.measures...)
+	return &c
+}
+
+// held is feedback waiting for its prediction.
+type held struct {
+	label    definitions.Value
+	hasLabel bool
+	hasTime  bool
+	labelAt  int64
+	arrived  int64
+	measures []Measure
+}
+
+// router builds a batch's deltas.
+type router struct {
+	in   *Ingester
+	dl   *deltas
+	tx   *txn
+	defs *definitions.Definitions
+	src  source
+	res  *Result
+	// scratch
+	ftypes []definitions.FeatureType
+	fcols  []int
+	mcols  []int
+	// distinct slice lists of the batch (shared by entries)
+	sliceLists [][]string
+	pre        *preRouted // set while pre-routing
+}
+
+func (r *router) key(e *entry, model, slice string) groupKey {
+	return groupKey{model: model, version: e.version, slice: slice, source: r.src.name, dataset: r.src.dataset, run: r.src.run, bucket: r.in.bucketOf(e.t)}
+}
+
+// undeclaredPositive is the positive-label rule of binary models that are
+// not declared (no positive class): 1, true, yes, positive.
+func undeclaredPositive(label string) bool {
+	switch strings.ToLower(label) {
+	case "1", "true", "yes", "positive":
+		return true
+	}
+	return false
+}
+
+func isPositive(m *definitions.Model, label string) bool {
+	if m != nil && m.PositiveClass != "" {
+		return m.IsPositive(label)
+	}
+	return undeclaredPositive(label)
+}
+
+// predictedClass is the predicted class of a classification record: the
+// prediction when given, else the class the score(s) pick.
+func predictedClass(m *definitions.Model, task definitions.Task, p *Prediction) (string, bool) {
+	if !p.Prediction.IsNull() {
+		return p.Prediction.String(), true
+	}
+	switch task {
+	case definitions.TaskBinary:
+		if !p.HasScore {
+			return "", false
+		}
+		pos := p.Score >= 0.5
+		if m != nil && len(m.Classes) == 2 && m.PositiveClass != "" {
+			if pos {
+				return m.PositiveClass, true
+			}
+			if m.Classes[0] == m.PositiveClass {
+				return m.Classes[1], true
+			}
+			return m.Classes[0], true
+		}
+		if pos {
+			return "1", true
+		}
+		return "0", true
+	case definitions.TaskMulticlass:
+		best := -1
+		for i, cs := range p.Scores {
+			if best < 0 || cs.Score > p.Scores[best].Score || cs.Score == p.Scores[best].Score && cs.Class < p.Scores[best].Class {
+				best = i
+			}
+		}
+		if best >= 0 {
+			return p.Scores[best].Class, true
+		}
+	}
+	return "", false
+}
+
+// observe routes the label-independent part of a prediction (count,
+// predicted class, scores, prediction, features, measures) to every slice
+// and returns what a label needs later.
+func (r *router) observe(p *Prediction, m *definitions.Model, slices []string) (*entry, string) {
+	task := taskOf(m, p)
+	e := &entry{t: p.Time, version: p.Version, task: codeOf(task), predClass: -1, hasScore: p.HasScore, score: p.Score}
+	e.slices = r.sliceList(slices)
+	var pcName string
+	if task == definitions.TaskBinary || task == definitions.TaskMulticlass {
+		pcName, _ = predictedClass(m, task, p)
+		if task == definitions.TaskMulticlass && len(p.Scores) > 0 {
+			e.scores = p.Scores
+			if len(e.scores) > r.in.cfg.MaxScoreClasses {
+				e.scores = e.scores[:r.in.cfg.MaxScoreClasses]
+			}
+		}
+	} else if task == definitions.TaskRegression {
+		e.pred = p.Prediction.Num()
+	}
+	// Feature types and columns, once per record.
+	cols := r.dl.columns(p.Model)
+	r.ftypes, r.fcols, r.mcols = r.ftypes[:0], r.fcols[:0], r.mcols[:0]
+	for i := range p.Features {
+		f := &p.Features[i]
+		if f.Value.IsNull() {
+			r.ftypes, r.fcols = append(r.ftypes, ""), append(r.fcols, -1)
+			continue
+		}
+		fi := cols.info(i, f.Name, func() definitions.FeatureType {
+			if m != nil {
+				if decl, ok := m.Feature(f.Name); ok {
+					return decl.Type
+				}
+			}
+			return r.featureType(p.Model, f.Name, f.Value)
+		})
+		ft := fi.typ
+		if ft == definitions.Numeric && f.Value.Kind() != definitions.KindNumber {
+			r.res.FeatureTypeConflicts++
+			ft = ""
+		}
+		r.ftypes, r.fcols = append(r.ftypes, ft), append(r.fcols, fi.col)
+	}
+	for _, ms := range p.Measures {
+		r.mcols = append(r.mcols, cols.measCol(ms.Name))
+	}
+	for _, s := range e.slices {
+		g := r.dl.group(r.key(e, p.Model, s))
+		if g.predictions == nil {
+			g.predictions = sketch.NewMoments()
+		}
+		_ = g.predictions.Add(1)
+		if pcName != "" {
+			if g.predictedClass == nil {
+				g.predictedClass = newCategorical()
+			}
+			g.predictedClass.Add(pcName)
+		}
+		if p.HasScore {
+			if g.score == nil {
+				g.score = newLogHist()
+			}
+			_ = g.score.Add(p.Score)
+		}
+		for _, cs := range e.scores {
+			_ = g.clsScore(cs.Class).Add(cs.Score)
+		}
+		if task == definitions.TaskRegression {
+			if g.prediction == nil {
+				g.prediction = newLogHist()
+			}
+			_ = g.prediction.Add(e.pred)
+		}
+		for i := range p.Features {
+			switch r.ftypes[i] {
+			case definitions.Numeric:
+				_ = g.numFeat(r.fcols[i]).Add(p.Features[i].Value.Num())
+			case definitions.Categorical:
+				g.catFeat(r.fcols[i]).Add(p.Features[i].Value.String())
+			}
+		}
+		for i, ms := range p.Measures {
+			g.observeMeasure(r.mcols[i], ms.Value)
+		}
+	}
+	return e, pcName
+}
+
+// label applies a first label to e (inline or joined): the labelled
+// sketches get +1 and, online, the label delay is observed (at is the
+// label's time; math.MinInt64 for none).
+func (r *router) label(idx int, field, model string, e *entry, label definitions.Value, at int64) *RecordError {
+	if rerr := r.labelled(idx, field, model, e, label, 1); rerr != nil {
+		return rerr
+	}
+	e.hasLabel, e.label, e.labelAt = true, label, at
+	r.res.Labels++
+	if at != math.MinInt64 {
+		delay := math.Max(0, float64(at-e.t)/1000)
+		for _, s := range e.slices {
+			g := r.dl.group(r.key(e, model, s))
+			if g.labelDelay == nil {
+				g.labelDelay = newLogHist()
+			}
+			_ = g.labelDelay.Add(delay)
+		}
+	}
+	return nil
+}
+
+// labelled adds n (+1 or −1) observations of (prediction, label) to the
+// ground-truth sketches of e's slices.
+func (r *router) labelled(idx int, field, model string, e *entry, label definitions.Value, n int64) *RecordError {
+	m, _ := r.defs.Model(model)
+	switch e.task {
+	case taskRegression:
+		if label.Kind() != definitions.KindNumber {
+			return &RecordError{Index: idx, Field: field, Reason: fmt.Sprintf("a regression label must be a number, got %s", label.Kind())}
+		}
+		y := label.Num()
+		for _, s := range e.slices {
+			g := r.dl.group(r.key(e, model, s))
+			if n > 0 {
+				if g.regression == nil {
+					g.regression = sketch.NewRegression()
+				}
+				_ = g.regression.Add(y, e.pred)
+			} else {
+				if g.regressionRetracted == nil {
+					g.regressionRetracted = sketch.NewRegression()
+				}
+				_ = g.regressionRetracted.Add(y, e.pred)
+			}
+		}
+		return nil
+	case taskBinary, taskMulticlass:
+		text := label.String()
+		if m != nil && !m.HasClass(text) {
+			return &RecordError{Index: idx, Field: field, Reason: fmt.Sprintf("%q is not a class of model %q (classes %s)", text, model, strings.Join(m.Classes, ", "))}
+		}
+		actual, err := r.tx.classIndex(model, m, text)
+		if err != nil {
+			return &RecordError{Index: idx, Field: field, Reason: err.Error()}
+		}
+		pos := isPositive(m, text)
+		for _, s := range e.slices {
+			g := r.dl.group(r.key(e, model, s))
+			if e.predClass >= 0 {
+				if g.confusion == nil {
+					g.confusion = sketch.NewConfusion()
+				}
+				g.confusion.AddN(actual, int(e.predClass), n)
+			}
+			if e.task == taskBinary && e.hasScore {
+				if g.scoreHist == nil {
+					g.scoreHist = newScoreHist()
+				}
+				_ = g.scoreHist.AddN(e.score, pos, n)
+			}
+			for _, cs := range e.scores {
+				_ = g.clsScoreHist(cs.Class).AddN(cs.Score, cs.Class == text, n)
+			}
+		}
+		return nil
+	}
+	return &RecordError{Index: idx, Field: field, Reason: "the prediction has no task that takes a label"}
+}
+
+// applyFeedback joins feedback to the pending prediction e (mutating e,
+// which must be the transaction's copy).
+func (r *router) applyFeedback(idx int, model string, e *entry, label definitions.Value, hasLabel bool, at int64, measures []Measure) *RecordError {
+	if hasLabel {
+		switch {
+		case !e.hasLabel:
+			if rerr := r.label(idx, "label", model, e, label, at); rerr != nil {
+				return rerr
+			}
+		case sameLabel(e.label, label):
+			r.res.DuplicateFeedback++
+		default:
+			if rerr := r.labelled(idx, "label", model, e, e.label, -1); rerr != nil {
+				return rerr
+			}
+			if rerr := r.labelled(idx, "label", model, e, label, 1); rerr != nil {
+				return rerr
+			}
+			e.label = label
+			r.res.Corrected++
+		}
+	}
+	for _, ms := range measures {
+		seen := false
+		for _, n := range e.measures {
+			if n == ms.Name {
+				seen = true
+				break
+			}
+		}
+		if seen {
+			r.res.MeasuresIgnored++
+			continue
+		}
+		e.measures = append(e.measures, ms.Name)
+		col := r.dl.columns(model).measCol(ms.Name)
+		for _, s := range e.slices {
+			r.dl.group(r.key(e, model, s)).observeMeasure(col, ms.Value)
+		}
+	}
+	return nil
+}
+
+// featureType is the type of an undeclared feature: from the transaction
+// under the lock, or (pre-routing, without the lock) from the registry with
+// new types staged in the pre-routed batch.
+func (r *router) featureType(model, name string, v definitions.Value) definitions.FeatureType {
+	if r.tx != nil {
+		return r.tx.featureType(model, name, v)
+	}
+	if ft, ok := r.in.store.registeredFeature(model, name); ok {
+		return ft
+	}
+	ft := definitions.InferFeatureType(v)
+	r.pre.feats = append(r.pre.feats, featAssign{model, name, ft})
+	return ft
+}
+
+// classify resolves the predicted class index of e (under the lock).
+func (r *router) classify(idx int, model string, m *definitions.Model, e *entry, pcName string) *RecordError {
+	if pcName == "" {
+		return nil
+	}
+	i, err := r.tx.classIndex(model, m, pcName)
+	if err != nil {
+		return &RecordError{Index: idx, Field: "prediction", Reason: err.Error()}
+	}
+	e.predClass = int32(i)
+	return nil
+}
+
+// preRouted is a batch routed before taking the lock.
+type preRouted struct {
+	dl        *deltas
+	entries   []*entry
+	predNames []string
+	feats     []featAssign
+	res       Result
+}
+
+// preRoute routes the label-independent part of recs (the bulk of the
+// work) in the caller's goroutine, so that concurrent requests use every
+// core; the lock then only makes join decisions.
+func (in *Ingester) preRoute(defs *definitions.Definitions, src source, recs []Prediction) *preRouted {
+	pre := &preRouted{dl: newDeltas(), entries: make([]*entry, len(recs)), predNames: make([]string, len(recs))}
+	r := &router{in: in, dl: pre.dl, defs: defs, src: src, res: &pre.res, pre: pre}
+	var slices []string
+	for i := range recs {
+		p := &recs[i]
+		m, _ := defs.Model(p.Model)
+		slices = defs.SlicesFor(p.Model, p, slices[:0])
+		pre.entries[i], pre.predNames[i] = r.observe(p, m, slices)
+	}
+	return pre
+}
+
+// adopt makes a pre-routed batch the transaction's, unless a concurrent
+// batch registered one of its new features with another type first.
+func (pre *preRouted) adopt(r *router) bool {
+	for _, fa := range pre.feats {
+		if !r.tx.adoptFeature(fa) {
+			return false
+		}
+	}
+	r.dl = pre.dl
+	r.res.FeatureTypeConflicts += pre.res.FeatureTypeConflicts
+	return true
+}
+
+// sliceList returns a shared copy of names: a batch has few distinct lists.
+func (r *router) sliceList(names []string) []string {
+	for _, l := range r.sliceLists {
+		if slices.Equal(l, names) {
+			return l
+		}
+	}
+	l := slices.Clone(names)
+	if len(r.sliceLists) < 64 {
+		r.sliceLists = append(r.sliceLists, l)
+	}
+	return l
+}
+
+func sameLabel(a, b definitions.Value) bool {
+	if a.Kind() == definitions.KindNumber && b.Kind() == definitions.KindNumber {
+		return a.Num() == b.Num()
+	}
+	return a.String() == b.String()
+}
