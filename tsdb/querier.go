@@ -81,6 +81,10 @@ func (q *dbQuerier) Select(ctx context.Context, hints series.Hints, ms ...*label
 	if err != nil {
 		return errSeriesSet{err}
 	}
+	if refs == nil {
+		// nil tells newHeadSeriesSet "every series"; no match means none.
+		refs = []index.SeriesRef{}
+	}
 	// Newest source first: block.MergeSeriesSets keeps the first input's
 	// float sample when timestamps collide.
 	sets := make([]series.SeriesSet, 0, len(q.blocks)+len(q.heads))
