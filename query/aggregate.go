@@ -47,6 +47,9 @@ func groupingLabels(lb *labels.Builder, l labels.Labels, grouping []string, with
 }
 
 func (ev *evaluator) aggregate(n *parser.AggregateExpr) Matrix {
+	if n.Op == "sum" && isSketchMetricExpr(n.Expr) {
+		return ev.pooledMetric(n)
+	}
 	grouping := slices.Clone(n.Grouping)
 	if n.Without {
 		grouping = append(grouping, metricName)

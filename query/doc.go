@@ -6,14 +6,24 @@
 // Prometheus 3 does on float series: every expression is evaluated over the
 // query's step grid to a matrix (an instant query is a one-step grid),
 // selectors stream points from storage window by window, and subqueries run
-// on their own grid. The value model carries a fourth kind of sample, a
-// merged sketch state (SketchValue), built by merging a sketch series'
-// buckets over a window (mergeWindow) and finished into a float by a
-// registered sketch metric (RegisterSketchMetric).
+// on their own grid.
+//
+// Sketch metrics (sketchq.go) plug into that grid: a selector named after a
+// registered metric, accuracy{model="b"}[7d], reads the series families
+// behind it (evalstore_confusion...), merges every bucket of the window per
+// series (mergeWindow, sketchSelector), merges series that share their
+// labels once the family name and the defaulted source are dropped, and
+// finishes the states into an instant vector. sum by (...) over such a
+// selector pools states before finishing; offline(expr) reads the latest
+// offline run per (model, version, dataset, slice). sketchfuncs.go holds the
+// functions over states: quantile_sketch, mean_sketch, stddev_sketch,
+// count_sketch, the drift distances (psi js ks wasserstein hellinger chi2),
+// ttest/ztest and their companions, and importance_weighted. Options.Definitions
+// supplies positive classes, class order, importances and drift references.
 //
 // Errors are *Error with an ErrorType the HTTP layer maps to Prometheus's
 // errorType; limits (MaxSeries, MaxSamples, MaxBuckets, MaxResultPoints)
-// are checked while loading and evaluating. docs/parts/engine-design.md
-// describes the design; the compatibility test runs every construct through
-// Prometheus's own engine.
+// are checked while loading and evaluating. docs/parts/engine-design.md and
+// docs/parts/sketchq-semantics.md describe the design; the compatibility
+// test runs every float construct through Prometheus's own engine.
 package query

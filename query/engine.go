@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/prometheus/model/labels"
 
+	"evalstore/definitions"
 	"evalstore/query/parser"
 	"evalstore/tsdb/series"
 )
@@ -45,6 +46,10 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives slow or failed queries (default: discard).
 	Logger *slog.Logger
+	// Definitions returns the definitions in force (positive classes,
+	// class order, feature importances, drift references); nil means
+	// definitions.Empty(). It is called once or more per query.
+	Definitions func() *definitions.Definitions
 }
 
 // Engine evaluates queries. It is safe for concurrent use.
@@ -139,7 +144,7 @@ func (e *Engine) exec(ctx context.Context, q Queryable, expr string, start, end,
 	defer cancel()
 	began := e.opts.Now()
 
-	mint, maxt := e.timeRange(ast, start, end)
+	mint, maxt := e.timeRange(ast, start, end, interval)
 	querier, err := q.Querier(mint, maxt)
 	if err != nil {
 		return Result{}, &Error{Type: ErrExecution, Err: fmt.Errorf("opening storage: %w", err)}
@@ -164,6 +169,7 @@ func (e *Engine) exec(ctx context.Context, q Queryable, expr string, start, end,
 		queryEnd:   end,
 		lookback:   e.opts.LookbackDelta.Milliseconds(),
 		acct:       &accounting{},
+		rangeEval:  isRange,
 	}
 	defer func() {
 		if r := recover(); r != nil {
@@ -239,8 +245,10 @@ func sortMatrix(m Matrix) {
 
 // timeRange returns the storage time range a query reads, walking the AST
 // with the evaluation interval each node sees (subqueries, offsets, @).
-func (e *Engine) timeRange(ast parser.Expr, start, end int64) (int64, int64) {
+func (e *Engine) timeRange(ast parser.Expr, start, end, interval int64) (int64, int64) {
 	lb := e.opts.LookbackDelta.Milliseconds()
+	// A sketch selector without a range merges one step of a range query.
+	lb = max(lb, interval)
 	mint, maxt := int64(math.MaxInt64), int64(math.MinInt64)
 	var walk func(n parser.Node, lo, hi int64)
 	at := func(ts *int64, se parser.AtModifier, lo, hi int64) (int64, int64) {
@@ -254,9 +262,26 @@ func (e *Engine) timeRange(ast parser.Expr, start, end int64) (int64, int64) {
 		}
 		return lo, hi
 	}
+	defs := definitions.Empty()
+	if e.opts.Definitions != nil {
+		if d := e.opts.Definitions(); d != nil {
+			defs = d
+		}
+	}
+	named := map[string]bool{}
+	sketches := usesSketches(ast)
 	walk = func(n parser.Node, lo, hi int64) {
 		switch x := n.(type) {
 		case *parser.VectorSelector:
+			// A named metric reads what its expression reads.
+			if m := namedMetric(defs, x); m != nil && !named[m.Name] {
+				if sub, err := parser.Parse(m.Expr); err == nil {
+					named[m.Name] = true
+					sketches = sketches || usesSketches(sub)
+					walk(sub, lo, hi)
+					return
+				}
+			}
 			l, h := at(x.Timestamp, x.StartOrEnd, lo, hi)
 			off := x.Offset.Milliseconds()
 			mint, maxt = min(mint, l-off-lb), max(maxt, h-off)
@@ -279,7 +304,11 @@ func (e *Engine) timeRange(ast parser.Expr, start, end int64) (int64, int64) {
 	}
 	walk(ast, start, end)
 	if mint > maxt {
-		return start, end
+		mint, maxt = start, end
+	}
+	// Offline runs and class indices are read over all time.
+	if sketches {
+		mint = minTime
 	}
 	return mint, maxt
 }

@@ -35,6 +35,18 @@ type evaluator struct {
 	queryStart, queryEnd int64
 	lookback             int64
 	acct                 *accounting
+	// rangeEval is set on range queries and subqueries: a sketch selector
+	// without a range then merges one step, else one lookback.
+	rangeEval bool
+	// offline is set while offline(...) evaluates its argument.
+	offline *offlineMode
+	// classCache maps a model to its classes, read once per query.
+	classCache map[string]*modelClasses
+	// familyAlias renames raw families while a sketch function that needs
+	// another state type evaluates its argument (stddev_sketch, ttest).
+	familyAlias map[string]string
+	// named lists the named metrics being expanded (cycle detection).
+	named []string
 }
 
 func (ev *evaluator) abort(err *Error) { panic(evalAbort{err}) }
@@ -222,8 +234,17 @@ func (ev *evaluator) eval(e parser.Expr) Value {
 		}
 		return m
 	case *parser.VectorSelector:
+		if isSketchMetricName(selectorName(n)) {
+			return ev.evalMetric(n, 0)
+		}
+		if m := namedMetric(ev.defs(), n); m != nil {
+			return ev.evalNamed(m)
+		}
 		return ev.vectorSelector(n, false)
 	case *parser.MatrixSelector:
+		if isSketchMetricName(selectorName(n.VectorSelector)) {
+			return ev.evalMetric(n.VectorSelector, n.Range.Milliseconds())
+		}
 		return ev.matrixSelector(n)
 	case *parser.SubqueryExpr:
 		m, _, _ := ev.subquery(n)
@@ -337,6 +358,7 @@ func (ev *evaluator) subquery(sq *parser.SubqueryExpr) (Matrix, *int64, int64) {
 		start: start, end: hi, interval: step,
 		queryStart: ev.queryStart, queryEnd: ev.queryEnd,
 		lookback: ev.lookback, acct: ev.acct,
+		rangeEval: true, offline: ev.offline, classCache: ev.classCache, named: ev.named,
 	}
 	if start > hi {
 		return Matrix{}, at, off

@@ -38,6 +38,11 @@ type funcDef struct {
 	// step computes a function of instant vectors and scalars, one step at
 	// a time.
 	step func(ts int64, v []Vector, n *parser.Call) Vector
+	// sketch evaluates a function over sketch states; the arguments whose
+	// index is in sketchArgs must be sketchable expressions (selectors,
+	// offline(...), sum(...) over them) rather than values of args' types.
+	sketch     func(ev *evaluator, n *parser.Call) Matrix
+	sketchArgs []int
 }
 
 var functions map[string]*funcDef
@@ -265,7 +270,14 @@ func (ev *evaluator) call(n *parser.Call) Matrix {
 	case "label_join":
 		return ev.labelJoin(n)
 	case "offline":
-		ev.errorf("offline() is not available yet: offline runs are not wired into the engine")
+		return ev.evalOffline(n)
+	case "importance_weighted":
+		return ev.importanceWeighted(n)
+	}
+	if f.sketch != nil {
+		return f.sketch(ev, n)
+	}
+	switch n.Func {
 	case "timestamp":
 		if vs, ok := unwrapParens(n.Args[0]).(*parser.VectorSelector); ok {
 			m := ev.vectorSelector(vs, true)

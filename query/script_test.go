@@ -14,6 +14,8 @@ import (
 
 	"github.com/prometheus/common/model"
 	promparser "github.com/prometheus/prometheus/promql/parser"
+
+	"evalstore/definitions"
 )
 
 // TestScripts runs query/testdata/*.test: promqltest-style scripts with
@@ -25,6 +27,14 @@ import (
 //	eval range from <dur> to <dur> step <dur> <expr>
 //	                                     then expected series in series notation (_ = no point)
 //	eval_fail instant at <dur> <expr>    then optionally: error <substring>
+//	definitions                          then an indented definitions YAML file
+//	load_predictions                     then one raw prediction per line:
+//	    <time> key=value ...             (see parsePredictionRow), turned into
+//	                                     the ingest contract's sketch series
+//
+// load_predictions replaces the sketch data of the store (rows of every
+// load_predictions block since the last clear are kept): put float load
+// blocks after it.
 //
 // Expected values are computed by hand from the loaded data (comments in
 // the files show the arithmetic), never from the engine.
@@ -43,6 +53,7 @@ type scriptCmd struct {
 	head   string
 	body   []string
 	bodyAt []int
+	raw    []string // body lines with their indentation
 }
 
 func parseScript(t *testing.T, path string) []scriptCmd {
@@ -64,6 +75,7 @@ func parseScript(t *testing.T, path string) []scriptCmd {
 			c := &cmds[len(cmds)-1]
 			c.body = append(c.body, trimmed)
 			c.bodyAt = append(c.bodyAt, i+1)
+			c.raw = append(c.raw, line)
 			continue
 		}
 		cmds = append(cmds, scriptCmd{line: i + 1, head: trimmed})
@@ -80,8 +92,10 @@ func parseDur(t *testing.T, where, s string) time.Duration {
 }
 
 func runScript(t *testing.T, path string) {
-	e := New(Options{})
+	defs := definitions.Empty()
+	e := New(Options{Definitions: func() *definitions.Definitions { return defs }})
 	st := NewMemStorage()
+	var rows []rawRec
 	p := promparser.NewParser(promparser.Options{})
 	ctx := context.Background()
 	for _, c := range parseScript(t, path) {
@@ -90,6 +104,20 @@ func runScript(t *testing.T, path string) {
 		switch {
 		case fields[0] == "clear":
 			st = NewMemStorage()
+			rows = nil
+		case fields[0] == "definitions":
+			defs = mustDefs(t, dedent(c.raw))
+		case fields[0] == "load_predictions":
+			for k, line := range c.body {
+				r, err := parsePredictionRow(line)
+				if err != nil {
+					t.Fatalf("%s:%d: %v", filepath.Base(path), c.bodyAt[k], err)
+				}
+				rows = append(rows, r)
+			}
+			sim := newIngestSim(defs)
+			sim.add(t, rows...)
+			st = sim.store(t, 0)
 		case fields[0] == "load":
 			step := parseDur(t, where, fields[1])
 			for k, line := range c.body {
@@ -227,4 +255,106 @@ func checkExpected(p promparser.Parser, res Result, body []string, isRange bool,
 		}
 	}
 	return ""
+}
+
+// dedent removes the common indentation of lines.
+func dedent(lines []string) string {
+	ind := -1
+	for _, l := range lines {
+		if strings.TrimSpace(l) == "" {
+			continue
+		}
+		n := len(l) - len(strings.TrimLeft(l, " \t"))
+		if ind < 0 || n < ind {
+			ind = n
+		}
+	}
+	var b strings.Builder
+	for _, l := range lines {
+		if len(l) >= ind && ind > 0 {
+			l = l[ind:]
+		}
+		b.WriteString(l)
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// parsePredictionRow reads one load_predictions row:
+//
+//	<time> model=m version=v [slices=eu,us] [label=1] [pred=1] [score=0.9]
+//	       [source=offline dataset=train run=r1] [delay=30]
+//	       [y=12.5 yhat=11 oldy=19] [f.x=1.5] [c.country=de] [m.revenue=3]
+//
+// time is a duration from 0 (10m, 2d3h); a row with label (or y) is
+// labelled; f.* are numeric features, c.* categorical features, m.*
+// measures; yhat makes the row a regression prediction.
+func parsePredictionRow(line string) (rawRec, error) {
+	f := strings.Fields(line)
+	if len(f) < 2 {
+		return rawRec{}, fmt.Errorf("want: <time> key=value ..., got %q", line)
+	}
+	d, err := model.ParseDuration(f[0])
+	if err != nil {
+		return rawRec{}, err
+	}
+	r := rawRec{t: time.Duration(d).Milliseconds(), score: math.NaN(), numeric: map[string]float64{}, category: map[string]string{}, measures: map[string]float64{}}
+	num := func(k, v string) (float64, error) {
+		x, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w", k, err)
+		}
+		return x, nil
+	}
+	for _, kv := range f[1:] {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			return rawRec{}, fmt.Errorf("want key=value, got %q", kv)
+		}
+		var err error
+		switch {
+		case k == "model":
+			r.model = v
+		case k == "version":
+			r.version = v
+		case k == "slices":
+			r.slices = strings.Split(v, ",")
+		case k == "label":
+			r.label, r.labelled = v, true
+		case k == "pred":
+			r.pred = v
+		case k == "score":
+			r.score, err = num(k, v)
+		case k == "source":
+			r.source = v
+		case k == "dataset":
+			r.dataset = v
+		case k == "run":
+			r.run = v
+		case k == "delay":
+			r.delay, err = num(k, v)
+		case k == "y":
+			r.y, err = num(k, v)
+			r.labelled = true
+		case k == "yhat":
+			r.yhat, err = num(k, v)
+			r.regression = true
+		case k == "oldy":
+			var o float64
+			o, err = num(k, v)
+			r.oldY = append(r.oldY, o)
+		case strings.HasPrefix(k, "f."):
+			r.numeric[k[2:]], err = num(k, v)
+		case strings.HasPrefix(k, "c."):
+			r.category[k[2:]] = v
+		case strings.HasPrefix(k, "m."):
+			r.measures[k[2:]], err = num(k, v)
+		default:
+			return rawRec{}, fmt.Errorf("unknown key %q", k)
+		}
+		if err != nil {
+			return rawRec{}, err
+		}
+	}
+	return r, nil
 }

@@ -1,10 +1,9 @@
 package query
 
 import (
-	"errors"
 	"fmt"
-	"slices"
-	"sync"
+
+	"github.com/prometheus/prometheus/model/labels"
 
 	"evalstore/query/parser"
 	"evalstore/sketch"
@@ -12,9 +11,9 @@ import (
 )
 
 // This file holds what sketch-valued evaluation is built on: the
-// window-merge primitive, the scratch-state pool, and the registries of
-// sketch-metric functions and of offline(). No query syntax reaches them
-// yet; see docs/parts/engine-design.md for how the follow-up wires them in.
+// window-merge primitive, the scratch-state pool and the per-series window
+// states. sketchq.go wires query syntax onto them (sketch metrics, pooling,
+// offline()), sketchfuncs.go the functions over sketches.
 
 // sketchScratch pools empty states per format, so merging a window at
 // every step of every series reuses memory instead of allocating.
@@ -103,11 +102,14 @@ func (ev *evaluator) mergeWindow(s series.Series, mint, maxt int64, dst sketch.S
 // re-merge them; disjoint windows read each bucket once). States come from
 // pool and go back to it when finish consumes them.
 func (ev *evaluator) sketchSelector(vs *parser.VectorSelector, w int64, pool *sketchScratch) Matrix {
+	return ev.sketchSelect(vs.LabelMatchers, ev.atTime(vs.Timestamp, vs.StartOrEnd), vs.Offset.Milliseconds(), w, pool)
+}
+
+// sketchSelect is sketchSelector over explicit matchers, @ time and offset.
+func (ev *evaluator) sketchSelect(ms []*labels.Matcher, at *int64, off, w int64, pool *sketchScratch) Matrix {
 	ev.checkCtx()
-	at := ev.atTime(vs.Timestamp, vs.StartOrEnd)
-	off := vs.Offset.Milliseconds()
 	lo, hi := refTime(ev.start, at, off), refTime(ev.end, at, off)
-	set := ev.querier.Select(ev.ctx, windowHints(lo, hi, w), vs.LabelMatchers...)
+	set := ev.querier.Select(ev.ctx, windowHints(lo, hi, w), ms...)
 	var out Matrix
 	var it series.BucketIterator
 	var win bucketWindow
@@ -119,6 +121,26 @@ func (ev *evaluator) sketchSelector(vs *parser.VectorSelector, w int64, pool *sk
 			ev.abort(limitError("max series", ev.opts.MaxSeries))
 		}
 		if meta.Kind != series.KindSketch {
+			continue
+		}
+		if ev.start == ev.end {
+			// One window: merge straight from the iterator's bytes, no
+			// copy of the window's states.
+			ref := refTime(ev.start, at, off)
+			dst, err := pool.get(meta.Format)
+			if err != nil {
+				ev.abort(&Error{Type: ErrExecution, Err: err})
+			}
+			n, nit, err := ev.mergeWindow(s, ref-w, ref-1, dst, it)
+			it = nit
+			if err != nil {
+				ev.abort(&Error{Type: ErrExecution, Err: err})
+			}
+			if n == 0 {
+				pool.put(dst)
+				continue
+			}
+			out = append(out, Series{Metric: meta.Labels, Sketches: []SPoint{{T: ev.start, S: &SketchValue{Format: meta.Format, State: dst}}}})
 			continue
 		}
 		it = s.Buckets(it)
@@ -218,117 +240,19 @@ func (w *bucketWindow) dropBefore(mint int64) {
 
 // finish turns a sketch-valued matrix into floats with metric m, returning
 // the states to pool. The metric name is dropped, as for any function.
-func (ev *evaluator) finish(in Matrix, m SketchMetric, params []float64, pool *sketchScratch) Matrix {
+func (ev *evaluator) finish(in Matrix, m SketchMetric, pool *sketchScratch) Matrix {
 	out := make(Matrix, 0, len(in))
+	states := make([]sketch.Sketch, 1)
 	for _, s := range in {
 		fs := make([]FPoint, 0, len(s.Sketches))
 		for _, p := range s.Sketches {
-			if p.S.Format != m.Format {
-				ev.errorf("%s needs %v sketches, series %s holds %v", m.Name, m.Format, s.Metric, p.S.Format)
+			states[0] = p.S.State
+			if v, ok := m.Finish(states, -1); ok {
+				fs = append(fs, FPoint{T: p.T, F: v})
 			}
-			v, err := m.Finish(p.S.State, params)
-			if err != nil {
-				ev.abort(&Error{Type: ErrExecution, Err: fmt.Errorf("%s of %s: %w", m.Name, s.Metric, err)})
-			}
-			fs = append(fs, FPoint{T: p.T, F: v})
 			pool.put(p.S.State)
 		}
 		out = append(out, Series{Metric: dropName(s.Metric), Floats: fs})
 	}
 	return ev.mergeSameLabelset(out)
-}
-
-// ---- registries ----
-
-// SketchMetric is a metric function over merged sketch states, such as
-// accuracy over a confusion matrix or a quantile over a t-digest.
-type SketchMetric struct {
-	// Name is the function or metric name in queries (accuracy, p99...).
-	Name string
-	// Family is the series family (metric name) the function reads, such
-	// as "predictions" for classification metrics.
-	Family string
-	// Format is the sketch format the series must hold.
-	Format sketch.Format
-	// Params are the types of extra arguments (quantile's q), if any.
-	Params []ValueType
-	// Finish turns a merged state (never mutated) into a value.
-	Finish func(s sketch.Sketch, params []float64) (float64, error)
-}
-
-var (
-	sketchMetricsMu sync.RWMutex
-	sketchMetrics   = map[string]SketchMetric{}
-)
-
-// ErrDuplicate reports a second registration of one name.
-var ErrDuplicate = errors.New("already registered")
-
-// RegisterSketchMetric adds a sketch-metric function. Names may not shadow
-// PromQL functions.
-func RegisterSketchMetric(m SketchMetric) error {
-	if m.Name == "" || m.Finish == nil {
-		return errors.New("sketch metric needs a name and a finisher")
-	}
-	if lookupFunc(m.Name) != nil {
-		return fmt.Errorf("sketch metric %q: a PromQL function has that name: %w", m.Name, ErrDuplicate)
-	}
-	sketchMetricsMu.Lock()
-	defer sketchMetricsMu.Unlock()
-	if _, ok := sketchMetrics[m.Name]; ok {
-		return fmt.Errorf("sketch metric %q: %w", m.Name, ErrDuplicate)
-	}
-	sketchMetrics[m.Name] = m
-	return nil
-}
-
-// LookupSketchMetric returns the registered sketch metric name.
-func LookupSketchMetric(name string) (SketchMetric, bool) {
-	sketchMetricsMu.RLock()
-	defer sketchMetricsMu.RUnlock()
-	m, ok := sketchMetrics[name]
-	return m, ok
-}
-
-// SketchMetricNames returns the registered names, sorted.
-func SketchMetricNames() []string {
-	sketchMetricsMu.RLock()
-	defer sketchMetricsMu.RUnlock()
-	out := make([]string, 0, len(sketchMetrics))
-	for n := range sketchMetrics {
-		out = append(out, n)
-	}
-	slices.Sort(out)
-	return out
-}
-
-// OfflineResolver picks, for offline(expr), the offline runs a selector
-// reads: given a series' labels it reports whether the series is the
-// latest run of its (model, version, dataset, slice) at time t. The
-// follow-up supplies it from the run index; until then offline() is a
-// registered function that reports it is unavailable.
-type OfflineResolver interface {
-	Latest(labels map[string]string, t int64) bool
-}
-
-func init() {
-	// offline(expr) is typed now so queries using it fail with a clear
-	// execution error rather than "unknown function".
-	functions["offline"] = &funcDef{args: []ValueType{TypeVector}, ret: TypeVector, step: nil}
-}
-
-// builtinSketchMetrics registers the finishers the sketch package already
-// provides; the follow-up adds the rest from the definitions.
-func init() {
-	must := func(err error) {
-		if err != nil {
-			panic(err)
-		}
-	}
-	must(RegisterSketchMetric(SketchMetric{Name: "accuracy", Family: "predictions", Format: sketch.FormatConfusion,
-		Finish: func(s sketch.Sketch, _ []float64) (float64, error) { return s.(*sketch.Confusion).Accuracy(), nil }}))
-	must(RegisterSketchMetric(SketchMetric{Name: "quantile_sketch", Family: "measures", Format: sketch.FormatTDigest, Params: []ValueType{TypeScalar},
-		Finish: func(s sketch.Sketch, p []float64) (float64, error) { return s.(*sketch.TDigest).Quantile(p[0]), nil }}))
-	must(RegisterSketchMetric(SketchMetric{Name: "mean_sketch", Family: "measures", Format: sketch.FormatMoments,
-		Finish: func(s sketch.Sketch, _ []float64) (float64, error) { return s.(*sketch.Moments).Mean(), nil }}))
 }

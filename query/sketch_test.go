@@ -116,7 +116,7 @@ func TestSketchSelectorAndFinish(t *testing.T) {
 		pool := &sketchScratch{}
 		m := ev.sketchSelector(vs.(*parser.VectorSelector), c.w, pool)
 		acc, _ := LookupSketchMetric("accuracy")
-		res := ev.finish(m, acc, nil, pool)
+		res := ev.finish(m, acc, pool)
 		// Oracle: accuracy of the raw observations whose bucket ends in (ref-w, ref].
 		want := map[int64]float64{}
 		for ts := c.start; ts <= c.end; ts += c.step {
@@ -162,18 +162,20 @@ func TestSketchSelectorAndFinish(t *testing.T) {
 }
 
 func TestSketchRegistry(t *testing.T) {
-	if err := RegisterSketchMetric(SketchMetric{Name: "accuracy", Finish: func(sketch.Sketch, []float64) (float64, error) { return 0, nil }}); err == nil {
+	fin := func([]sketch.Sketch, int) (float64, bool) { return 0, true }
+	if err := RegisterSketchMetric(SketchMetric{Name: "accuracy", Families: []string{"x"}, Finish: fin}); err == nil {
 		t.Error("duplicate registration accepted")
 	}
-	if err := RegisterSketchMetric(SketchMetric{Name: "rate", Finish: func(sketch.Sketch, []float64) (float64, error) { return 0, nil }}); err == nil {
+	if err := RegisterSketchMetric(SketchMetric{Name: "rate", Families: []string{"x"}, Finish: fin}); err == nil {
 		t.Error("registration shadowing rate accepted")
 	}
-	if _, ok := LookupSketchMetric("quantile_sketch"); !ok {
-		t.Error("quantile_sketch not registered")
+	if err := RegisterSketchMetric(SketchMetric{Name: "psi", Families: []string{"x"}, Finish: fin}); err == nil {
+		t.Error("registration shadowing psi accepted")
 	}
-	_, err := New(Options{}).Instant(context.Background(), NewMemStorage(), `offline(up)`, time.Unix(0, 0))
-	if err == nil || TypeOf(err) != ErrExecution {
-		t.Errorf("offline(): %v", err)
+	for _, n := range []string{"accuracy", "precision", "f1_macro", "auc", "mae", "count", "label_coverage"} {
+		if _, ok := LookupSketchMetric(n); !ok {
+			t.Errorf("%s not registered", n)
+		}
 	}
 }
 
@@ -211,7 +213,7 @@ func BenchmarkSketchSelectorRange(b *testing.B) {
 	for b.Loop() {
 		ev := testEvaluator(q, end-7*24*3_600_000+300_000, end, 300_000)
 		m := ev.sketchSelector(vs.(*parser.VectorSelector), 3_600_000, pool)
-		res := ev.finish(m, acc, nil, pool)
+		res := ev.finish(m, acc, pool)
 		if len(res) != 1 || len(res[0].Floats) != 2016 {
 			b.Fatal(len(res))
 		}

@@ -28,7 +28,13 @@ func typeOf(e parser.Expr) ValueType {
 		return TypeString
 	case *parser.VectorSelector:
 		return TypeVector
-	case *parser.MatrixSelector, *parser.SubqueryExpr:
+	case *parser.MatrixSelector:
+		// A sketch metric with a range is finished over the window.
+		if isSketchMetricName(selectorName(n.VectorSelector)) {
+			return TypeVector
+		}
+		return TypeMatrix
+	case *parser.SubqueryExpr:
 		return TypeMatrix
 	case *parser.ParenExpr:
 		return typeOf(n.Expr)
@@ -135,6 +141,13 @@ func (c *checker) check(e parser.Expr) ValueType {
 			if j >= len(f.args) {
 				j = len(f.args) - 1
 			}
+			if slices.Contains(f.sketchArgs, j) {
+				if !isSketchable(a) {
+					c.fail(a, "expected sketch states in argument %d of %q (a selector such as evalstore_feature{...}[1h], offline(...) or sum(...) over one), got %s", i+1, n.Func, typeOf(a).documented())
+				}
+				c.checkSketch(a)
+				continue
+			}
 			if t := c.check(a); t != f.args[j] && c.err == nil {
 				c.fail(a, "expected type %s in call to function %q, got %s", f.args[j].documented(), n.Func, t.documented())
 			}
@@ -165,3 +178,24 @@ func (o opNode) String() string                      { return "" }
 func (o opNode) PositionRange() parser.PositionRange { return o.pos }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+// checkSketch checks a sketchable expression: offline's dataset argument
+// must be a string; selectors need no check.
+func (c *checker) checkSketch(e parser.Expr) {
+	switch n := unwrapParens(e).(type) {
+	case *parser.Call:
+		if len(n.Args) > 2 {
+			c.fail(n, "expected at most 2 argument(s) in call to %q, got %d", n.Func, len(n.Args))
+			return
+		}
+		if len(n.Args) == 2 {
+			if _, ok := unwrapParens(n.Args[1]).(*parser.StringLiteral); !ok {
+				c.fail(n.Args[1], "expected a dataset name such as \"holdout\" in call to function %q", n.Func)
+				return
+			}
+		}
+		c.checkSketch(n.Args[0])
+	case *parser.AggregateExpr:
+		c.checkSketch(n.Expr)
+	}
+}
