@@ -2,7 +2,7 @@
 GO       ?= go
 DATA_DIR ?= ./data
 # Packages with goroutines or shared state run under the race detector.
-RACE_PKGS ?= ./sketch/... ./tsdb/... ./query/... ./ingest/... ./definitions/... ./cmd/...
+RACE_PKGS ?= ./sketch/... ./tsdb/... ./query/... ./ingest/... ./definitions/... ./api/... ./cmd/...
 BENCHTIME ?= 1s
 
 .PHONY: all build run test fmt-check vet staticcheck unit bench fuzz clean
@@ -12,8 +12,12 @@ all: build
 build:
 	$(GO) build -o bin/evalstore ./cmd/evalstore
 
+# Serves on :9470 (override with LISTEN=127.0.0.1:9470); Ctrl-C stops it
+# cleanly (in-flight requests finish, the WAL is flushed and closed).
+LISTEN   ?= :9470
+
 run: build
-	./bin/evalstore serve -data-dir $(DATA_DIR)
+	./bin/evalstore serve -data-dir $(DATA_DIR) -listen $(LISTEN)
 
 test: fmt-check vet staticcheck unit
 
@@ -30,7 +34,7 @@ staticcheck:
 
 unit:
 	$(GO) test -race -count=1 $(RACE_PKGS)
-	$(GO) test -count=1 $$($(GO) list ./... | grep -v -E '/(sketch|tsdb|query|ingest|definitions|cmd)(/|$$)')
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v -E '/(sketch|tsdb|query|ingest|definitions|api|cmd)(/|$$)')
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...

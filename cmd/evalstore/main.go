@@ -1,14 +1,20 @@
 package main
 
 import (
-	"flag"
+	"context"
 	"fmt"
 	"io"
 	"os"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "0.1.0-dev"
+// Build information, set at build time with -ldflags "-X main.version=...".
+var (
+	version   = "0.1.0-dev"
+	revision  = ""
+	branch    = ""
+	buildUser = ""
+	buildDate = ""
+)
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -25,18 +31,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "evalstore %s\n", version)
 		return 0
 	case "serve":
-		fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-		fs.SetOutput(stderr)
-		dataDir := fs.String("data-dir", "./data", "directory that holds all of evalstore's data")
-		if err := fs.Parse(args); err != nil {
-			return 2
-		}
-		// The HTTP server arrives with the storage engine and API issues;
-		// until then serve reports what it would serve and exits cleanly.
-		fmt.Fprintf(stdout, "evalstore %s (data dir %s): the server is not built yet; see docs/\n", version, *dataDir)
-		return 0
+		return serve(context.Background(), args, stdout, stderr)
+	case "query":
+		return queryCmd(args, stdout, stderr)
 	default:
-		fmt.Fprintf(stderr, "evalstore: unknown command %q (known: serve, version)\n", cmd)
+		fmt.Fprintf(stderr, "evalstore: unknown command %q (known: serve, query, version)\n", cmd)
 		return 2
 	}
 }

@@ -15,10 +15,14 @@ func TestRun(t *testing.T) {
 		wantErr  string
 	}{
 		{"version", []string{"version"}, 0, "evalstore " + version, ""},
-		{"default is serve", nil, 0, "data dir ./data", ""},
-		{"serve with data dir", []string{"serve", "-data-dir", "/tmp/x"}, 0, "data dir /tmp/x", ""},
 		{"unknown command", []string{"frobnicate"}, 2, "", `unknown command "frobnicate"`},
 		{"bad flag", []string{"serve", "-nope"}, 2, "", "flag provided but not defined"},
+		{"default is serve", []string{"-nope"}, 2, "", "flag provided but not defined"},
+		{"bad duration", []string{"serve", "-retention", "soon"}, 2, "", `invalid value "soon" for flag -retention`},
+		{"TLS needs both", []string{"serve", "-tls-cert", "c.pem"}, 2, "", "TLS needs both"},
+		{"basic auth needs both", []string{"serve", "-write-user", "u"}, 2, "", "write basic auth needs both"},
+		{"help", []string{"serve", "-h"}, 0, "", "-data-dir"},
+		{"stray argument", []string{"serve", "extra"}, 2, "", `unexpected argument "extra"`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
