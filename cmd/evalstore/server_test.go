@@ -276,7 +276,7 @@ func TestPrometheusClient(t *testing.T) {
 	// Two buckets of model b's predictions in slice eu: 9 of 10 right,
 	// then 0 of 2. Pooled accuracy is 9/12 = 0.75 (an average of the two
 	// accuracies would be 0.45).
-	preds := labels.FromStrings("__name__", "predictions", "model", "b", "slice", "eu", "source", "online")
+	preds := labels.FromStrings("__name__", "evalstore_confusion", "model", "b", "slice", "eu", "source", "online", "version", "v1")
 	seedDB(t, dir, []sample{
 		{labels.FromStrings("__name__", "seeded", "job", "seed"), now.Add(-2 * time.Minute), 3},
 		{labels.FromStrings("__name__", "seeded", "job", "seed"), now.Add(-time.Minute), 4},
@@ -329,10 +329,8 @@ func TestPrometheusClient(t *testing.T) {
 		// tests in package api cover them).
 	})
 	t.Run("sketch metric", func(t *testing.T) {
-		// The brief's own query shape. The engine does not yet resolve a
-		// sketch-metric name used as a selector (it reads a float series
-		// named "accuracy"); see the server report.
-		t.Skip("query engine: accuracy<...>[w] is not wired to the sketch metric yet")
+		// The brief's own query shape over the ingest schema's confusion
+		// series (docs/ingest.md): buckets are merged, then finished.
 		v, _, _, err := api.Query(ctx, `accuracy<model="b",slice="eu">[1h]`, now)
 		if err != nil {
 			t.Fatal(err)
@@ -343,11 +341,8 @@ func TestPrometheusClient(t *testing.T) {
 		}
 	})
 	t.Run("no match selects nothing", func(t *testing.T) {
-		// tsdb's dbQuerier.Select turns an empty postings list into nil
-		// refs, which newHeadSeriesSet reads as "every series": a selector
-		// that matches nothing returns every head series. One-line fix in
-		// tsdb/querier.go (see the server report).
-		t.Skip("tsdb: Select with matchers that match nothing returns every head series")
+		// A selector that matches nothing must return nothing (an empty
+		// postings list once read as "every series").
 		v, _, _, err := api.Query(ctx, `no_such_metric`, now)
 		if err != nil {
 			t.Fatal(err)
@@ -380,7 +375,7 @@ func TestPrometheusClient(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if fmt.Sprint([]model.LabelName(names)) != "[__name__ instance job model slice source]" {
+		if fmt.Sprint([]model.LabelName(names)) != "[__name__ instance job model slice source version]" {
 			t.Fatalf("label names %v", names)
 		}
 		names, _, _, err = api.LabelNames(ctx, []string{"seeded"}, now.Add(-time.Hour), now)
@@ -399,7 +394,7 @@ func TestPrometheusClient(t *testing.T) {
 		}
 	})
 	t.Run("series", func(t *testing.T) {
-		ss, _, _, err := api.Series(ctx, []string{"http_requests_total", "seeded", `predictions<model="b">`}, now.Add(-time.Hour), now)
+		ss, _, _, err := api.Series(ctx, []string{"http_requests_total", "seeded", `evalstore_confusion<model="b">`}, now.Add(-time.Hour), now)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -407,8 +402,9 @@ func TestPrometheusClient(t *testing.T) {
 		for _, s := range ss {
 			got = append(got, s.String())
 		}
-		want := []string{`{__name__="http_requests_total", instance="a", job="api"}`, `{__name__="http_requests_total", instance="b", job="api"}`,
-			`{__name__="predictions", model="b", slice="eu", source="online"}`, `{__name__="seeded", job="seed"}`}
+		want := []string{`{__name__="evalstore_confusion", model="b", slice="eu", source="online", version="v1"}`,
+			`{__name__="http_requests_total", instance="a", job="api"}`, `{__name__="http_requests_total", instance="b", job="api"}`,
+			`{__name__="seeded", job="seed"}`}
 		if !slices.Equal(got, want) {
 			t.Fatalf("series\n got %v\nwant %v", got, want)
 		}
