@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
 
@@ -15,7 +16,8 @@ import (
 )
 
 // TestConcurrentWritersReadersFlush runs writers committing while readers
-// query and flushes run. Each writer owns one series and publishes how many
+// query and flushes and compactions (flush blocks settle at once, so every
+// Compact folds them into the day's partition and its rollup) run. Each writer owns one series and publishes how many
 // observations it has started and finished committing; a reader's count for
 // that series must lie between the finished count before its snapshot and
 // the started count after reading (nothing invisible, nothing counted
@@ -24,7 +26,9 @@ func TestConcurrentWritersReadersFlush(t *testing.T) {
 	const writers, batches, perBatch = 4, 60, 20
 	clock := newClock()
 	dir := t.TempDir()
-	db := openTestDB(t, dir, testOptions(clock))
+	opts := testOptions(clock)
+	opts.FlushSettle = -1
+	db := openTestDB(t, dir, opts)
 	var started, acked [writers]atomic.Int64
 	oracles := make([]map[int64]*sketch.Confusion, writers)
 	lset := func(w int) labels.Labels {
@@ -126,9 +130,29 @@ func TestConcurrentWritersReadersFlush(t *testing.T) {
 			}
 		}
 	})
+	rwg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := db.Compact(); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	})
 	wg.Wait()
+	// Let readers overlap at least one compaction job.
+	for i := 0; i < 1000 && db.Stats().Compactions == 0; i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
 	close(stop)
 	rwg.Wait()
+	if db.Stats().Compactions == 0 {
+		t.Errorf("no compaction happened: %+v", db.Stats())
+	}
 	want := map[bucketKey]string{}
 	for w := range writers {
 		for bt, c := range oracles[w] {
@@ -139,8 +163,9 @@ func TestConcurrentWritersReadersFlush(t *testing.T) {
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	db = openTestDB(t, dir, testOptions(clock))
+	db = openTestDB(t, dir, opts)
 	defer db.Close()
+	liveOnDisk(t, dir)
 	checkEqual(t, "after restart", readSketches(t, db, 0, testStart.UnixMilli()), want)
 	if db.Stats().Blocks == 0 {
 		t.Error("no flush happened")

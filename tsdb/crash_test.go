@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 
 	"evalstore/sketch"
+	"evalstore/tsdb/plan"
 	"evalstore/tsdb/wal"
 )
 
@@ -26,6 +27,10 @@ const (
 	crashDirEnv   = "TSDB_CRASH_DIR"
 	crashStartEnv = "TSDB_CRASH_START"
 	crashSoakEnv  = "TSDB_CRASH_SOAK"
+	// crashCompactEnv makes the helper advance its clock one minute per
+	// batch and compact after every flush, with small partitions and a
+	// 10m level (crashCompactOptions).
+	crashCompactEnv = "TSDB_CRASH_COMPACT"
 
 	crashSeries     = 8
 	crashPerBatch   = 40
@@ -35,6 +40,24 @@ const (
 func crashOptions() Options {
 	opts := testOptions(newClock())
 	opts.WAL = wal.Options{Sync: wal.SyncAlways, SegmentSize: 64 << 10}
+	return opts
+}
+
+// crashCompactRes is the coarsest resolution of crashCompactOptions; the
+// test compares data merged to it.
+const crashCompactRes = 10 * minute
+
+// crashCompactOptions: 1h raw partitions (1m buckets), after 2h a 10m level
+// in 2h partitions with a 10m rollup of every raw hour; flush blocks are
+// folded at once. With the clock at testStart + batch id minutes and
+// writes over the 10 hours before testStart, every run compacts, and late
+// writes keep landing in downsampled partitions.
+func crashCompactOptions(clock *fakeClock) Options {
+	opts := crashOptions()
+	opts.Now = clock.Now
+	opts.PartitionRaw = time.Hour
+	opts.Levels = []plan.Level{{Resolution: crashCompactRes, After: 2 * plan.Hour, Partition: 2 * plan.Hour, Rollup: true}}
+	opts.FlushSettle = -1
 	return opts
 }
 
@@ -59,7 +82,13 @@ func TestHelperProcess(t *testing.T) {
 		t.Skip("helper process for TestCrashRecovery")
 	}
 	start, _ := strconv.Atoi(os.Getenv(crashStartEnv))
-	db, err := Open(dir, crashOptions())
+	compact := os.Getenv(crashCompactEnv) != ""
+	clock := newClock()
+	opts := crashOptions()
+	if compact {
+		opts = crashCompactOptions(clock)
+	}
+	db, err := Open(dir, opts)
 	if err != nil {
 		fmt.Println("open error:", err)
 		os.Exit(2)
@@ -67,6 +96,11 @@ func TestHelperProcess(t *testing.T) {
 	out := bufio.NewWriter(os.Stdout)
 	a := db.Appender()
 	for id := start; ; id++ {
+		if compact {
+			clock.mu.Lock()
+			clock.now = testStart.Add(time.Duration(id) * time.Minute)
+			clock.mu.Unlock()
+		}
 		ws, ft := crashBatch(id)
 		for _, w := range ws {
 			if err := a.AddSketch(seriesLabels(w.series), w.t, w.delta); err != nil {
@@ -93,14 +127,32 @@ func TestHelperProcess(t *testing.T) {
 			}
 			fmt.Fprintln(out, "flushed")
 			out.Flush()
+			if compact {
+				fmt.Fprintln(out, "compact")
+				out.Flush()
+				if err := db.Compact(); err != nil {
+					fmt.Println("compact error:", err)
+					os.Exit(2)
+				}
+				fmt.Fprintln(out, "compacted")
+				out.Flush()
+			}
 		}
 	}
 }
 
-func TestCrashRecovery(t *testing.T) {
+func TestCrashRecovery(t *testing.T) { runCrashTest(t, false) }
+
+// TestCrashRecoveryCompaction is TestCrashRecovery with a writer that also
+// compacts and downsamples (kills land inside jobs too); data is compared
+// merged to the 10m level's buckets, where every layout is exact.
+func TestCrashRecoveryCompaction(t *testing.T) { runCrashTest(t, true) }
+
+func runCrashTest(t *testing.T, compact bool) {
 	if os.Getenv(crashDirEnv) != "" {
 		t.Skip("inside the helper")
 	}
+	t.Parallel() // mostly waiting on the writer process and fsync
 	iters, budget := 20, 60*time.Second
 	if s := os.Getenv(crashSoakEnv); s != "" {
 		iters, _ = strconv.Atoi(s)
@@ -115,11 +167,21 @@ func TestCrashRecovery(t *testing.T) {
 	next := 0       // first batch id of the next run
 	oracle := map[bucketKey]*sketch.Confusion{}
 	oracled := 0 // acked[:oracled] are in oracle
-	inflightPresent, killedInFlush := 0, 0
+	inflightPresent, killedInFlush, killedInCompact := 0, 0, 0
+	compacted, rollups := 0, 0
+	compared := func(m map[bucketKey]string) map[bucketKey]string {
+		if !compact {
+			return m
+		}
+		return rekey(t, m, math.MinInt64, math.MaxInt64, crashCompactRes)
+	}
 	deadline := time.Now().Add(budget)
 	for it := 0; it < iters && time.Now().Before(deadline); it++ {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1")
 		cmd.Env = append(os.Environ(), crashDirEnv+"="+dir, crashStartEnv+"="+strconv.Itoa(next))
+		if compact {
+			cmd.Env = append(cmd.Env, crashCompactEnv+"=1")
+		}
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)
@@ -135,7 +197,7 @@ func TestCrashRecovery(t *testing.T) {
 		for sc.Scan() {
 			line := sc.Text()
 			lastLine = line
-			if line == "flush" || line == "flushed" {
+			if line == "flush" || line == "flushed" || line == "compact" || line == "compacted" {
 				continue
 			}
 			id, ok := strings.CutPrefix(line, "ack ")
@@ -149,10 +211,29 @@ func TestCrashRecovery(t *testing.T) {
 				break
 			}
 		}
-		// Land the kill anywhere in the next batch or flush.
+		// Land the kill anywhere in the next batch or flush (or, with
+		// compaction, anywhere in the next few ms, which jobs fill).
 		spin := r.IntN(3000)
 		for i := 0; i < spin; i++ {
 			_ = math.Sqrt(float64(i))
+		}
+		if compact {
+			// Half the time wait for a compaction to start, then kill
+			// within its first few ms.
+			if r.IntN(2) == 0 {
+				for sc.Scan() {
+					lastLine = sc.Text()
+					if id, ok := strings.CutPrefix(lastLine, "ack "); ok {
+						n, _ := strconv.Atoi(id)
+						acked = append(acked, n)
+						last = n
+					}
+					if lastLine == "compact" {
+						break
+					}
+				}
+			}
+			time.Sleep(time.Duration(r.IntN(8000)) * time.Microsecond)
 		}
 		_ = cmd.Process.Kill()
 		// Acks printed before the kill took effect count too.
@@ -165,8 +246,11 @@ func TestCrashRecovery(t *testing.T) {
 			}
 		}
 		_ = cmd.Wait()
-		if lastLine == "flush" {
+		switch lastLine {
+		case "flush":
 			killedInFlush++
+		case "compact":
+			killedInCompact++
 		}
 		if last < 0 {
 			t.Fatalf("iteration %d: helper acknowledged nothing", it)
@@ -174,15 +258,26 @@ func TestCrashRecovery(t *testing.T) {
 		inflight := last + 1
 		next = inflight + 1 // the in-flight id is never reused
 
-		db := openTestDB(t, dir, crashOptions())
-		got := readSketches(t, db, 0, testStart.UnixMilli())
+		opts := crashOptions()
+		var got map[bucketKey]string
+		if compact {
+			opts = crashCompactOptions(newClock())
+		}
+		db := openTestDB(t, dir, opts)
+		if compact {
+			got = readMerged(t, db, 0, testStart.UnixMilli(), 0, crashCompactRes)
+			liveOnDisk(t, dir)
+		} else {
+			got = readSketches(t, db, 0, testStart.UnixMilli())
+		}
 		floats := readFloats(t, db, 0, testStart.UnixMilli())[crashFloat.String()]
 		for _, id := range acked[oracled:] {
 			addBatch(oracle, id)
 		}
 		oracled = len(acked)
 		wantAcked := encodeAll(oracle)
-		withInflight := withBatch(oracle, wantAcked, inflight)
+		withInflight := compared(withBatch(oracle, wantAcked, inflight))
+		wantAcked = compared(wantAcked)
 		sameAsAcked := equalMaps(got, wantAcked)
 		if !sameAsAcked && !equalMaps(got, withInflight) {
 			checkEqual(t, fmt.Sprintf("iteration %d (acked ..%d)", it, last), got, wantAcked)
@@ -196,12 +291,30 @@ func TestCrashRecovery(t *testing.T) {
 		if len(floats) != wantFloats {
 			t.Fatalf("iteration %d: %d float samples, want %d", it, len(floats), wantFloats)
 		}
+		if compact {
+			db.stateMu.RLock()
+			for _, b := range db.blocks {
+				if b.m.level > 1 {
+					compacted++
+				}
+				if b.rollupOf != "" {
+					rollups++
+				}
+			}
+			db.stateMu.RUnlock()
+		}
 		if err := db.Close(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	t.Logf("%d batches in the history, %d of them in flight at a kill and recovered; %d kills during a flush",
-		len(acked), inflightPresent, killedInFlush)
+	if compact {
+		t.Logf("after the kills: %d live compaction outputs, %d of them rollups (summed over restarts)", compacted, rollups)
+		if compacted == 0 || rollups == 0 {
+			t.Fatal("the writer never compacted")
+		}
+	}
+	t.Logf("%d batches in the history, %d of them in flight at a kill and recovered; %d kills during a flush, %d during a compaction",
+		len(acked), inflightPresent, killedInFlush, killedInCompact)
 }
 
 // addBatch adds batch id's raw cells to the oracle m.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -21,15 +22,19 @@ import (
 	"evalstore/sketch"
 	"evalstore/tsdb/block"
 	"evalstore/tsdb/index"
+	"evalstore/tsdb/manifest"
+	"evalstore/tsdb/plan"
 	"evalstore/tsdb/series"
 	"evalstore/tsdb/wal"
 )
 
 // Directory layout under the data directory.
 const (
-	lockFile       = "LOCK"
-	walDir         = "wal"
-	blocksDir      = "blocks"
+	lockFile  = "LOCK"
+	walDir    = "wal"
+	blocksDir = "blocks"
+	// stagingDir and flushStateFile are the flush commit point of data
+	// directories written before the manifest; Open adopts them once.
 	stagingDir     = "blocks.staging"
 	flushStateFile = "flush.json"
 )
@@ -39,9 +44,11 @@ const (
 type DB struct {
 	dir      string
 	opts     Options
+	popts    plan.Options
 	bucketMs int64
 	lock     *os.File
 	wal      *wal.WAL
+	man      *manifest.Manifest
 	index    *index.Index
 	reg      *registry
 	store    blockStore
@@ -59,16 +66,20 @@ type DB struct {
 	epoch uint64
 
 	// stateMu guards the sources readers see. Flush moves the head from
-	// active to frozen and from frozen to a block under it, so a reader
-	// sees each piece of data exactly once.
+	// active to frozen and from frozen to blocks under it, and compaction
+	// swaps a job's inputs for its outputs under it, so a reader sees each
+	// piece of data exactly once.
 	stateMu   sync.RWMutex
 	active    *head
 	frozen    *head
 	frozenSeg int // WAL boundary of frozen: its data is in segments below
-	blocks    []blockHandle
+	blocks    []*liveBlock
 
-	flushMu sync.Mutex // serialises Flush
-	closed  atomic.Bool
+	flushMu   sync.Mutex    // serialises Flush
+	pending   *pendingFlush // a flush that failed part-way (under flushMu)
+	compactMu sync.Mutex    // serialises Compact
+	bg        sync.WaitGroup
+	closed    atomic.Bool
 
 	stats struct {
 		commits, sketchMerges, floatSamples atomic.Uint64
@@ -76,15 +87,36 @@ type DB struct {
 		flushes, flushErrors                atomic.Uint64
 		lastFlushNanos                      atomic.Int64
 		replayedRecords                     atomic.Uint64
-		skippedTmp                          atomic.Uint64
+		garbage                             atomic.Uint64
+		merges, downsamples, deletes        atomic.Uint64
+		compactionErrors                    atomic.Uint64
+		lastCompactNanos                    atomic.Int64
+		outputs, removed, removing          atomic.Int64
 	}
 }
 
-// flushState is the commit point of a flush, written atomically: the WAL
-// segments below ReplayFrom are covered by blocks and never replayed, and
-// Block (if set) is the flush's block, which Open moves from the staging
-// directory into blocks/ if a crash interrupted the flush after this file
-// was written.
+// liveBlock is a block listed in the manifest and open for reading.
+type liveBlock struct {
+	h        blockHandle
+	m        blockMeta
+	bytes    int64
+	rollupOf string // base block ID if this block is a rollup (manifest)
+	created  int64  // Unix ms the block was written (plan.Block.Created)
+}
+
+func (b *liveBlock) plan() plan.Block {
+	return plan.Block{ID: b.m.id, MinT: b.m.mint, MaxT: b.m.maxt, Resolution: b.m.resolution, Level: b.m.level,
+		Sources: b.m.sources, Bytes: b.bytes, RollupOf: b.rollupOf, Created: b.created}
+}
+
+func newLiveBlock(h blockHandle, rollupOf string, created int64) *liveBlock {
+	return &liveBlock{h: h, m: h.meta(), bytes: h.size(), rollupOf: rollupOf, created: created}
+}
+
+// flushState is the pre-manifest flush commit point (flush.json): the WAL
+// segments below ReplayFrom were covered by blocks, and Block (if set) was
+// the last flush's block, possibly still in the staging directory. Open
+// reads it only to adopt such a directory into its first manifest.
 type flushState struct {
 	Version    int    `json:"version"`
 	ReplayFrom int    `json:"replay_from"`
@@ -92,8 +124,10 @@ type flushState struct {
 }
 
 // Open opens (creating if needed) the data directory dir: it takes the
-// directory lock, finishes or discards an interrupted flush, opens the
-// blocks and replays the WAL into the head.
+// directory lock, loads the manifest (creating it on first use, or adopting
+// a pre-manifest directory), deletes block directories the manifest does
+// not list, opens the live blocks and replays the WAL after the manifest's
+// checkpoint into the head.
 func Open(dir string, opts Options) (*DB, error) {
 	opts, err := opts.withDefaults()
 	if err != nil {
@@ -109,6 +143,7 @@ func Open(dir string, opts Options) (*DB, error) {
 	db := &DB{
 		dir:      dir,
 		opts:     opts,
+		popts:    opts.planOptions(),
 		bucketMs: opts.BucketSize.Milliseconds(),
 		lock:     lock,
 		index:    index.New(),
@@ -123,7 +158,7 @@ func Open(dir string, opts Options) (*DB, error) {
 	}
 	if err := db.open(); err != nil {
 		for _, b := range db.blocks {
-			_ = b.close()
+			_ = b.h.close()
 		}
 		if db.wal != nil {
 			_ = db.wal.Close()
@@ -149,16 +184,53 @@ func lockDir(dir string) (*os.File, error) {
 	return f, nil
 }
 
+func (db *DB) blocksPath(id string) string { return filepath.Join(db.dir, blocksDir, id) }
+
 func (db *DB) open() error {
-	st, err := readFlushState(db.dir)
+	bdir := filepath.Join(db.dir, blocksDir)
+	m, err := manifest.Load(bdir)
+	if err != nil {
+		return fmt.Errorf("tsdb: open: %w (restore blocks/MANIFEST from a backup; see docs/operations.md)", err)
+	}
+	db.man = m
+	if m.Generation() == 0 {
+		if err := db.initManifest(); err != nil {
+			return err
+		}
+	}
+	// The pre-manifest commit point is adopted (or stale after a crash
+	// right after the adoption): the manifest supersedes it.
+	for _, p := range []string{flushStateFile, flushStateFile + ".tmp", stagingDir} {
+		if err := os.RemoveAll(filepath.Join(db.dir, p)); err != nil {
+			return fmt.Errorf("tsdb: open: %w", err)
+		}
+	}
+	names, err := dirNames(bdir)
 	if err != nil {
 		return err
 	}
-	if err := db.recoverStaging(st); err != nil {
-		return err
+	if garbage := m.Garbage(names); len(garbage) > 0 {
+		for _, g := range garbage {
+			db.log.Info("tsdb: deleting block directory not in the manifest (unfinished write, or removed by a compaction)", "dir", filepath.Join(bdir, g))
+			if err := os.RemoveAll(filepath.Join(bdir, g)); err != nil {
+				return fmt.Errorf("tsdb: open: %w", err)
+			}
+		}
+		db.stats.garbage.Add(uint64(len(garbage)))
+		if err := syncDir(bdir); err != nil {
+			return err
+		}
 	}
-	if err := db.openBlocks(); err != nil {
-		return err
+	rollups := m.Rollups()
+	now := db.opts.Now().UnixMilli()
+	for _, id := range m.Live() {
+		h, err := db.store.open(db.blocksPath(id))
+		if err != nil {
+			return fmt.Errorf("tsdb: open live block %s: %w (move it aside and remove it from the manifest to start without its data; see docs/operations.md)", id, err)
+		}
+		// Creation time survives a restart only as the block ID's
+		// timestamp (wall clock at write); never in the future.
+		db.blocks = append(db.blocks, newLiveBlock(h, rollups[id], min(idTime(id), now)))
 	}
 	w, err := wal.Open(filepath.Join(db.dir, walDir), db.opts.WAL)
 	if err != nil {
@@ -171,10 +243,10 @@ func (db *DB) open() error {
 	}
 	// A WAL that was removed or restarted numbering (operator action)
 	// may lie below the boundary: then everything in it is new.
-	from := st.ReplayFrom
+	from := m.WALCheckpoint() + 1
 	if from < first || from > last+1 {
 		if from > last+1 {
-			db.log.Warn("tsdb: flush boundary beyond the WAL; replaying all of it", "boundary", from, "first", first, "last", last)
+			db.log.Warn("tsdb: manifest WAL checkpoint beyond the WAL; replaying all of it", "checkpoint", from-1, "first", first, "last", last)
 		}
 		from = first
 	}
@@ -189,10 +261,73 @@ func (db *DB) open() error {
 	return nil
 }
 
-// recoverStaging completes the rename of the flush block named by the
-// flush state and removes any other staged block: those are from flushes
-// that crashed before their commit point, so their data is still in the
-// WAL.
+// initManifest writes the first manifest generation of a data directory
+// without one:
+//   - a pre-manifest directory (flush.json present) is adopted: its staged
+//     flush block is finished as before, every finished block directory
+//     becomes live and the WAL checkpoint is flush.json's boundary − 1
+//     (those blocks were exactly the committed flush blocks, disjoint);
+//   - a directory without blocks gets an empty generation 1;
+//   - finished block directories without a manifest or flush.json are
+//     refused (ErrNoManifest): nothing tells which of them are live (a
+//     lost MANIFEST after compactions leaves inputs and outputs side by
+//     side), and adopting or deleting them could double count or destroy
+//     data.
+func (db *DB) initManifest() error {
+	st, ok, err := readFlushState(db.dir)
+	if err != nil {
+		return err
+	}
+	edit := manifest.Edit{}
+	if ok {
+		if err := db.recoverStaging(st); err != nil {
+			return err
+		}
+		ckpt := max(st.ReplayFrom-1, -1)
+		edit.WALCheckpoint = &ckpt
+	}
+	names, err := dirNames(filepath.Join(db.dir, blocksDir))
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		if n == manifest.FileName || n == manifest.TempFileName || strings.HasSuffix(n, ".tmp") {
+			continue
+		}
+		if fi, err := os.Stat(db.blocksPath(n)); err != nil || !fi.IsDir() {
+			continue
+		}
+		edit.Add = append(edit.Add, n)
+	}
+	if len(edit.Add) > 0 && !ok {
+		return fmt.Errorf("%w: %s holds %d block directories (e.g. %s) but no MANIFEST; restore blocks/MANIFEST from a backup, or move the block directories aside to start from the WAL alone (see docs/operations.md)",
+			ErrNoManifest, filepath.Join(db.dir, blocksDir), len(edit.Add), edit.Add[0])
+	}
+	if err := db.man.Apply(edit); err != nil {
+		return fmt.Errorf("tsdb: open: create manifest: %w", err)
+	}
+	if ok {
+		db.log.Info("tsdb: adopted a pre-manifest data directory", "blocks", len(edit.Add), "walCheckpoint", *edit.WALCheckpoint)
+	}
+	return nil
+}
+
+func dirNames(dir string) ([]string, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("tsdb: open: %w", err)
+	}
+	names := make([]string, len(ents))
+	for i, e := range ents {
+		names[i] = e.Name()
+	}
+	return names, nil
+}
+
+// recoverStaging (pre-manifest directories only) completes the rename of
+// the flush block named by flush.json and removes any other staged block:
+// those are from flushes that crashed before their commit point, so their
+// data is still in the WAL.
 func (db *DB) recoverStaging(st flushState) error {
 	staging := filepath.Join(db.dir, stagingDir)
 	ents, err := os.ReadDir(staging)
@@ -205,7 +340,7 @@ func (db *DB) recoverStaging(st flushState) error {
 	for _, e := range ents {
 		p := filepath.Join(staging, e.Name())
 		if st.Block != "" && e.Name() == st.Block {
-			dst := filepath.Join(db.dir, blocksDir, e.Name())
+			dst := db.blocksPath(e.Name())
 			if _, err := os.Stat(dst); err == nil {
 				if err := os.RemoveAll(p); err != nil {
 					return fmt.Errorf("tsdb: open: %w", err)
@@ -229,73 +364,22 @@ func (db *DB) recoverStaging(st flushState) error {
 	return nil
 }
 
-func (db *DB) openBlocks() error {
-	dir := filepath.Join(db.dir, blocksDir)
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return fmt.Errorf("tsdb: open blocks: %w", err)
-	}
-	for _, e := range ents {
-		if !e.IsDir() {
-			continue
-		}
-		if strings.HasSuffix(e.Name(), ".tmp") {
-			db.stats.skippedTmp.Add(1)
-			db.log.Warn("tsdb: skipping unfinished block directory", "dir", filepath.Join(dir, e.Name()))
-			continue
-		}
-		b, err := db.store.open(filepath.Join(dir, e.Name()))
-		if err != nil {
-			return fmt.Errorf("tsdb: open block %s: %w", e.Name(), err)
-		}
-		db.blocks = append(db.blocks, b)
-	}
-	return nil
-}
-
-func readFlushState(dir string) (flushState, error) {
+func readFlushState(dir string) (flushState, bool, error) {
 	b, err := os.ReadFile(filepath.Join(dir, flushStateFile))
 	if errors.Is(err, os.ErrNotExist) {
-		return flushState{Version: 1}, nil
+		return flushState{Version: 1}, false, nil
 	}
 	if err != nil {
-		return flushState{}, fmt.Errorf("tsdb: read flush state: %w", err)
+		return flushState{}, false, fmt.Errorf("tsdb: read flush state: %w", err)
 	}
 	var st flushState
 	if err := json.Unmarshal(b, &st); err != nil {
-		return flushState{}, fmt.Errorf("tsdb: flush state %s: %w", filepath.Join(dir, flushStateFile), err)
+		return flushState{}, false, fmt.Errorf("tsdb: flush state %s: %w", filepath.Join(dir, flushStateFile), err)
 	}
 	if st.Version != 1 {
-		return flushState{}, fmt.Errorf("tsdb: flush state version %d unsupported", st.Version)
+		return flushState{}, false, fmt.Errorf("tsdb: flush state version %d unsupported", st.Version)
 	}
-	return st, nil
-}
-
-// writeFlushState replaces the flush state atomically and durably.
-func writeFlushState(dir string, st flushState) error {
-	b, err := json.Marshal(st)
-	if err != nil {
-		return err
-	}
-	tmp := filepath.Join(dir, flushStateFile+".tmp")
-	f, err := os.Create(tmp)
-	if err != nil {
-		return fmt.Errorf("tsdb: write flush state: %w", err)
-	}
-	_, err = f.Write(append(b, '\n'))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, filepath.Join(dir, flushStateFile))
-	}
-	if err != nil {
-		return fmt.Errorf("tsdb: write flush state: %w", err)
-	}
-	return syncDir(dir)
+	return st, true, nil
 }
 
 func syncDir(dir string) error {
@@ -391,8 +475,9 @@ func (db *DB) seriesFor(lset labels.Labels, kind series.Kind, format sketch.Form
 }
 
 // Run flushes the head whenever it is older than FlushAge, larger than
-// FlushBytes or its WAL longer than FlushWALBytes, checking every
-// CheckEvery, until ctx is done.
+// FlushBytes or its WAL longer than FlushWALBytes, then runs the
+// compactions, downsamplings and retention deletions due (unless
+// DisableCompaction), checking every CheckEvery, until ctx is done.
 func (db *DB) Run(ctx context.Context) error {
 	t := db.opts.NewTicker(db.opts.CheckEvery)
 	defer t.Stop()
@@ -407,6 +492,11 @@ func (db *DB) Run(ctx context.Context) error {
 			if db.flushDue() {
 				if err := db.Flush(); err != nil {
 					db.log.Error("tsdb: flush failed; will retry", "err", err)
+				}
+			}
+			if !db.opts.DisableCompaction {
+				if err := db.Compact(); err != nil && !errors.Is(err, ErrClosed) {
+					db.log.Error("tsdb: compaction failed; will re-plan", "err", err)
 				}
 			}
 		}
@@ -441,16 +531,34 @@ func (db *DB) hook(step string) error {
 	return nil
 }
 
-// Flush writes the whole head as one block and checkpoints the WAL. Writers
-// are blocked only while the head is swapped for an empty one; readers see
-// every piece of data exactly once throughout. After a crash at any point,
-// Open recovers a state where every acknowledged write is counted once.
+// pendingFlush is a flush in progress; if a step fails it stays, and the
+// next Flush resumes it where it stopped.
+type pendingFlush struct {
+	h            *head
+	boundary     int           // WAL segment of the swap: h's records are all below it
+	created      int64         // Unix ms the blocks were written
+	blocks       []blockHandle // written and opened, not yet live (written = true)
+	written      bool
+	checkpointed bool
+	applied      bool
+}
+
+// Flush writes the head as blocks, one per owned partition it has data in
+// (plan.Owner), and checkpoints the WAL. Writers are blocked only while the
+// head is swapped for an empty one; readers see every piece of data exactly
+// once throughout. The blocks become live, together with the WAL
+// checkpoint, in one manifest edit: the flush's commit point. After a crash
+// at any point, Open recovers a state where every acknowledged write is
+// counted once.
 func (db *DB) Flush() error {
 	if db.closed.Load() {
 		return ErrClosed
 	}
 	db.flushMu.Lock()
 	defer db.flushMu.Unlock()
+	if db.closed.Load() {
+		return ErrClosed
+	}
 	start := time.Now()
 	err := db.flush()
 	if err != nil {
@@ -462,11 +570,9 @@ func (db *DB) Flush() error {
 }
 
 func (db *DB) flush() error {
-	// A frozen head left by a failed flush goes first.
-	db.stateMu.RLock()
-	frozen, boundary := db.frozen, db.frozenSeg
-	db.stateMu.RUnlock()
-	if frozen == nil {
+	// A flush that failed part-way goes first.
+	p := db.pending
+	if p == nil {
 		db.commitMu.Lock()
 		if db.active.empty() {
 			db.commitMu.Unlock()
@@ -478,70 +584,145 @@ func (db *DB) flush() error {
 			return fmt.Errorf("tsdb: flush: %w", err)
 		}
 		db.stateMu.Lock()
-		frozen, boundary = db.active, n
-		db.frozen, db.frozenSeg = frozen, n
+		p = &pendingFlush{h: db.active, boundary: n}
+		db.frozen, db.frozenSeg = db.active, n
 		db.active = newHead()
 		db.stateMu.Unlock()
 		db.epoch++
 		db.commitMu.Unlock()
+		db.pending = p
 	}
 	if err := db.hook("swapped"); err != nil {
 		return err
 	}
-
-	staging := filepath.Join(db.dir, stagingDir)
-	if err := os.MkdirAll(staging, 0o755); err != nil {
-		return fmt.Errorf("tsdb: flush: %w", err)
-	}
-	set := newHeadSeriesSet([]*head{frozen}, nil, series.Hints{Mint: minTime, Maxt: maxTime}, db.bucketMs)
-	id, err := db.store.write(staging, db.bucketMs, set)
-	if err != nil {
-		return fmt.Errorf("tsdb: flush: write block: %w", err)
+	if !p.written {
+		bs, err := db.writeHead(p.h)
+		if err != nil {
+			return err
+		}
+		p.blocks, p.written, p.created = bs, true, db.opts.Now().UnixMilli()
 	}
 	if err := db.hook("block-written"); err != nil {
 		return err
 	}
-	// The commit point: from here on Open replays only the segments the
-	// new head's writes went to, and finishes moving the block.
-	if err := writeFlushState(db.dir, flushState{Version: 1, ReplayFrom: boundary, Block: id}); err != nil {
-		return err
-	}
-	if err := db.hook("state-written"); err != nil {
-		return err
-	}
-	var b blockHandle
-	if id != "" {
-		dst := filepath.Join(db.dir, blocksDir, id)
-		if err := os.Rename(filepath.Join(staging, id), dst); err != nil {
-			return fmt.Errorf("tsdb: flush: move block: %w", err)
-		}
-		if err := syncDir(filepath.Join(db.dir, blocksDir)); err != nil {
+	// Series records for the registry go into the segments kept after the
+	// checkpoint before the commit point, so the registry (kinds, formats,
+	// float order) survives the truncation whatever happens next.
+	if !p.checkpointed {
+		if err := db.checkpoint(); err != nil {
 			return err
 		}
-		if b, err = db.store.open(dst); err != nil {
-			return fmt.Errorf("tsdb: flush: open block: %w", err)
-		}
-	}
-	db.stateMu.Lock()
-	if b != nil {
-		db.blocks = append(db.blocks, b)
-	}
-	db.frozen = nil
-	db.stateMu.Unlock()
-	if err := db.hook("block-opened"); err != nil {
-		return err
-	}
-	if err := db.checkpoint(); err != nil {
-		return err
+		p.checkpointed = true
 	}
 	if err := db.hook("checkpointed"); err != nil {
 		return err
 	}
-	if err := db.wal.TruncateBefore(boundary); err != nil {
+	if !p.applied {
+		// The commit point: from here on Open reads the blocks and
+		// replays only the segments the new head's writes went to.
+		ckpt := p.boundary - 1
+		edit := manifest.Edit{WALCheckpoint: &ckpt}
+		for _, b := range p.blocks {
+			edit.Add = append(edit.Add, b.meta().id)
+		}
+		if err := db.man.Apply(edit); err != nil {
+			return fmt.Errorf("tsdb: flush: %w", err)
+		}
+		p.applied = true
+	}
+	if err := db.hook("manifest-applied"); err != nil {
+		return err
+	}
+	db.stateMu.Lock()
+	for _, b := range p.blocks {
+		db.blocks = append(db.blocks, newLiveBlock(b, "", p.created))
+	}
+	db.frozen = nil
+	db.stateMu.Unlock()
+	db.pending = nil
+	if err := db.hook("published"); err != nil {
+		return err
+	}
+	if err := db.wal.TruncateBefore(p.boundary); err != nil {
 		return fmt.Errorf("tsdb: flush: %w", err)
 	}
 	db.stats.flushes.Add(1)
 	return nil
+}
+
+// writeHead writes h (frozen) as one block per owned partition it has data
+// in, and opens them. On error it removes what it wrote (not live yet).
+func (db *DB) writeHead(h *head) ([]blockHandle, error) {
+	var out []blockHandle
+	fail := func(err error) ([]blockHandle, error) {
+		for _, b := range out {
+			_ = b.close()
+			_ = os.RemoveAll(b.meta().dir)
+		}
+		return nil, fmt.Errorf("tsdb: flush: %w", err)
+	}
+	bdir := filepath.Join(db.dir, blocksDir)
+	for _, part := range db.headPartitions(h, db.opts.Now().UnixMilli()) {
+		set := newHeadSeriesSet([]*head{h}, nil, series.Hints{Mint: part.MinT, Maxt: part.MaxT}, db.bucketMs)
+		id, err := db.store.write(bdir, db.bucketMs, set)
+		if err != nil {
+			return fail(fmt.Errorf("write block: %w", err))
+		}
+		if id == "" {
+			continue
+		}
+		b, err := db.store.open(db.blocksPath(id))
+		if err != nil {
+			_ = os.RemoveAll(db.blocksPath(id))
+			return fail(fmt.Errorf("open block: %w", err))
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}
+
+// headPartitions returns, sorted, the partitions (plan.Owner at now) that
+// h holds data in. A float chunk's whole time span counts (a partition it
+// merely spans writes no block).
+func (db *DB) headPartitions(h *head, now int64) []plan.Partition {
+	seen := map[int64]plan.Partition{}
+	owner := func(t int64) plan.Partition {
+		p, _ := plan.Owner(t, now, db.popts) // options validated at Open
+		seen[p.MinT] = p
+		return p
+	}
+	span := func(lo, hi int64) {
+		for t := lo; t <= hi; {
+			p := owner(t)
+			if p.MaxT >= hi || p.MaxT == math.MaxInt64 {
+				break
+			}
+			t = p.MaxT + 1
+		}
+	}
+	var cur plan.Partition
+	have := false
+	for _, hs := range h.allSeries() {
+		hs.ms.mu.Lock()
+		for _, b := range hs.buckets {
+			if !have || b.t < cur.MinT || b.t > cur.MaxT {
+				cur, have = owner(b.t), true
+			}
+		}
+		for _, c := range hs.chunks {
+			span(c.mint, c.maxt)
+		}
+		if hs.cur != nil && hs.curSamples > 0 {
+			span(hs.curMint, hs.curMaxt)
+		}
+		hs.ms.mu.Unlock()
+	}
+	out := make([]plan.Partition, 0, len(seen))
+	for _, p := range seen {
+		out = append(out, p)
+	}
+	slices.SortFunc(out, func(a, b plan.Partition) int { return cmp.Compare(a.MinT, b.MinT) })
+	return out
 }
 
 // checkpoint writes a series entry for every registry series into the WAL
@@ -572,13 +753,16 @@ func (db *DB) checkpoint() error {
 	return nil
 }
 
-// Close waits for in-flight commits, flushes and closes the WAL (the head
-// is not flushed: the WAL holds it), closes the blocks and releases the
-// directory lock.
+// Close stops compaction between jobs, waits for in-flight commits and
+// flushes, flushes and closes the WAL (the head is not flushed: the WAL
+// holds it), closes the blocks (waiting for their queriers), waits for the
+// deletion of blocks a compaction removed, and releases the directory lock.
 func (db *DB) Close() error {
 	if db.closed.Swap(true) {
 		return ErrClosed
 	}
+	db.compactMu.Lock()
+	defer db.compactMu.Unlock()
 	db.flushMu.Lock()
 	defer db.flushMu.Unlock()
 	db.commitMu.Lock()
@@ -589,12 +773,21 @@ func (db *DB) Close() error {
 	}
 	db.stateMu.Lock()
 	for _, b := range db.blocks {
-		if err := b.close(); err != nil {
+		if err := b.h.close(); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	db.blocks = nil
 	db.stateMu.Unlock()
+	if p := db.pending; p != nil {
+		// Written by a flush that failed before publishing them: live
+		// only if the edit was applied (then Open reads them), garbage
+		// otherwise.
+		for _, b := range p.blocks {
+			_ = b.close()
+		}
+	}
+	db.bg.Wait()
 	if err := db.lock.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("tsdb: release lock: %w", err))
 	}
@@ -609,8 +802,9 @@ type Stats struct {
 	HeadSamples        int64
 	HeadBytes          int64 // estimated head memory: sketch MemSize plus overheads
 	HeadMinT, HeadMaxT int64 // active head's data range (MinT > MaxT: empty)
-	Blocks             int
-	BlockBytes         int64
+	Blocks             int   // live blocks
+	BlockBytes         int64 // bytes on disk of the live blocks
+	BlockBuckets       uint64
 	Commits            uint64
 	SketchMerges       uint64 // sketch deltas applied to the head
 	FloatSamples       uint64 // float samples applied to the head
@@ -620,24 +814,44 @@ type Stats struct {
 	FlushErrors        uint64
 	LastFlushDuration  time.Duration
 	ReplayedRecords    uint64
-	SkippedTmpBlocks   uint64
-	WAL                wal.Stats
+	// GarbageBlocks counts block directories Open deleted because the
+	// manifest does not list them (unfinished writes, compaction inputs
+	// whose deletion a crash interrupted, outputs of jobs that crashed).
+	GarbageBlocks uint64
+	// Compaction jobs applied, by kind (plan.Merge, Downsample, Delete).
+	Compactions, Downsamples, RetentionDeletes uint64
+	CompactionErrors                           uint64
+	LastCompactionDuration                     time.Duration // of the last Compact that ran a job
+	CompactionOutputs                          int64         // blocks written by compaction jobs
+	BlocksRemoved                              int64         // blocks deleted after a job removed them
+	BlocksRemoving                             int64         // removed blocks waiting for their readers
+	ManifestGeneration                         uint64
+	WAL                                        wal.Stats
 }
 
 // Stats returns a snapshot of the counters.
 func (db *DB) Stats() Stats {
 	s := Stats{
-		Series:            db.index.NumSeries(),
-		Commits:           db.stats.commits.Load(),
-		SketchMerges:      db.stats.sketchMerges.Load(),
-		FloatSamples:      db.stats.floatSamples.Load(),
-		FloatsDropped:     db.stats.floatsDropped.Load(),
-		ApplyErrors:       db.stats.applyErrors.Load(),
-		Flushes:           db.stats.flushes.Load(),
-		FlushErrors:       db.stats.flushErrors.Load(),
-		LastFlushDuration: time.Duration(db.stats.lastFlushNanos.Load()),
-		ReplayedRecords:   db.stats.replayedRecords.Load(),
-		SkippedTmpBlocks:  db.stats.skippedTmp.Load(),
+		Series:                 db.index.NumSeries(),
+		Commits:                db.stats.commits.Load(),
+		SketchMerges:           db.stats.sketchMerges.Load(),
+		FloatSamples:           db.stats.floatSamples.Load(),
+		FloatsDropped:          db.stats.floatsDropped.Load(),
+		ApplyErrors:            db.stats.applyErrors.Load(),
+		Flushes:                db.stats.flushes.Load(),
+		FlushErrors:            db.stats.flushErrors.Load(),
+		LastFlushDuration:      time.Duration(db.stats.lastFlushNanos.Load()),
+		ReplayedRecords:        db.stats.replayedRecords.Load(),
+		GarbageBlocks:          db.stats.garbage.Load(),
+		Compactions:            db.stats.merges.Load(),
+		Downsamples:            db.stats.downsamples.Load(),
+		RetentionDeletes:       db.stats.deletes.Load(),
+		CompactionErrors:       db.stats.compactionErrors.Load(),
+		LastCompactionDuration: time.Duration(db.stats.lastCompactNanos.Load()),
+		CompactionOutputs:      db.stats.outputs.Load(),
+		BlocksRemoved:          db.stats.removed.Load(),
+		BlocksRemoving:         db.stats.removing.Load(),
+		ManifestGeneration:     db.man.Generation(),
 	}
 	db.stateMu.RLock()
 	for _, h := range []*head{db.active, db.frozen} {
@@ -652,7 +866,8 @@ func (db *DB) Stats() Stats {
 	s.HeadMinT, s.HeadMaxT = db.active.mint.Load(), db.active.maxt.Load()
 	s.Blocks = len(db.blocks)
 	for _, b := range db.blocks {
-		s.BlockBytes += b.size()
+		s.BlockBytes += b.bytes
+		s.BlockBuckets += b.m.buckets
 	}
 	db.stateMu.RUnlock()
 	if !db.closed.Load() {

@@ -397,7 +397,7 @@ func TestFloatSemantics(t *testing.T) {
 // there would, then reopens: every committed write is counted exactly once.
 // It also retries the flush in-process after the failure.
 func TestFlushCrashPoints(t *testing.T) {
-	steps := []string{"swapped", "block-written", "state-written", "block-opened", "checkpointed"}
+	steps := []string{"swapped", "block-written", "checkpointed", "manifest-applied", "published"}
 	for _, step := range steps {
 		for _, retry := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/retry=%v", step, retry), func(t *testing.T) {

@@ -27,3 +27,8 @@ var (
 	// ErrCorruptRecord reports a WAL record that does not decode.
 	ErrCorruptRecord = errors.New("tsdb: corrupt WAL record")
 )
+
+// ErrNoManifest reports a blocks directory holding finished blocks but no
+// MANIFEST (and no pre-manifest flush.json to adopt): Open refuses to
+// guess which blocks are live. See docs/operations.md for the recovery.
+var ErrNoManifest = errors.New("tsdb: block directories without a manifest")

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/gob"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -18,6 +19,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
 	"evalstore/sketch"
+	"evalstore/tsdb/block"
 	"evalstore/tsdb/series"
 	"evalstore/tsdb/wal"
 )
@@ -61,6 +63,14 @@ func testOptions(clock *fakeClock) Options {
 func openTestDB(t testing.TB, dir string, opts Options) *DB {
 	t.Helper()
 	db, err := Open(dir, opts)
+	// The crash tests fork writer processes in parallel with other tests;
+	// between fork and exec a child holds a copy of every descriptor,
+	// including another test's LOCK file, whose flock then outlives that
+	// test's Close for a moment.
+	for i := 0; i < 100 && errors.Is(err, ErrLocked); i++ {
+		time.Sleep(10 * time.Millisecond)
+		db, err = Open(dir, opts)
+	}
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -86,11 +96,83 @@ type fileBucket struct {
 
 type fileBlockData struct {
 	MinT, MaxT int64
+	Resolution int64
+	Level      int
+	Sources    []string
 	Series     []fileBlockSeries
 }
 
-func (fileBlocks) write(parent string, resolution int64, set series.SeriesSet) (string, error) {
-	d := fileBlockData{MinT: math.MaxInt64, MaxT: math.MinInt64}
+func (f fileBlocks) write(parent string, resolution int64, set series.SeriesSet) (string, error) {
+	return f.writeLevel(parent, resolution, set, 1, nil)
+}
+
+// compact merges the inputs' series (block.MergeSeriesSets) and re-keys
+// buckets to resolution, merging states that land on the same start.
+func (f fileBlocks) compact(parent string, inputs []blockHandle, resolution, mint, maxt int64) (string, error) {
+	var sets []series.SeriesSet
+	level := 0
+	var sources []string
+	for _, h := range inputs {
+		m := h.meta()
+		level = max(level, m.level)
+		sources = append(sources, m.sources...)
+		q, err := h.querier(mint, maxt)
+		if err != nil {
+			return "", err
+		}
+		defer q.Close()
+		sets = append(sets, q.Select(context.Background(), series.Hints{Mint: mint, Maxt: maxt}))
+	}
+	slices.Sort(sources)
+	return f.writeLevel(parent, resolution, &rekeySet{SeriesSet: block.MergeSeriesSets(sets...), res: resolution}, level+1, slices.Compact(sources))
+}
+
+type rekeySet struct {
+	series.SeriesSet
+	res int64
+}
+
+func (s *rekeySet) At() series.Series { return rekeySeries{s.SeriesSet.At(), s.res} }
+
+type rekeySeries struct {
+	series.Series
+	res int64
+}
+
+func (s rekeySeries) Buckets(series.BucketIterator) series.BucketIterator {
+	it := s.Series.Buckets(nil)
+	out := &listBuckets{i: -1}
+	var cur sketch.Sketch
+	flush := func() {
+		if cur != nil {
+			out.b[len(out.b)-1].State = cur.AppendBinary(nil)
+			cur = nil
+		}
+	}
+	for it.Next() {
+		t, _, st := it.At()
+		k := bucketStart(t, s.res)
+		if n := len(out.b); n > 0 && out.b[n-1].T == k {
+			if cur == nil {
+				cur, _ = sketch.New(s.Meta().Format)
+				if err := cur.UnmarshalBinary(out.b[n-1].State); err != nil {
+					panic(err)
+				}
+			}
+			if err := cur.DecodeAndMerge(st); err != nil {
+				panic(err)
+			}
+			continue
+		}
+		flush()
+		out.b = append(out.b, fileBucket{T: k, W: s.res, State: slices.Clone(st)})
+	}
+	flush()
+	return out
+}
+
+func (fileBlocks) writeLevel(parent string, resolution int64, set series.SeriesSet, level int, sources []string) (string, error) {
+	d := fileBlockData{MinT: math.MaxInt64, MaxT: math.MinInt64, Resolution: resolution, Level: level, Sources: sources}
 	var bit series.BucketIterator
 	var sit chunkenc.Iterator
 	for set.Next() {
@@ -124,6 +206,9 @@ func (fileBlocks) write(parent string, resolution int64, set series.SeriesSet) (
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:])
 	id := hex.EncodeToString(rnd[:])
+	if level == 1 {
+		d.Sources = []string{id}
+	}
 	tmp := filepath.Join(parent, id+".tmp")
 	if err := os.MkdirAll(tmp, 0o755); err != nil {
 		return "", err
@@ -170,10 +255,17 @@ type fileBlock struct {
 	sz  int64
 }
 
-func (b *fileBlock) id() string                { return filepath.Base(b.dir) }
-func (b *fileBlock) timeRange() (int64, int64) { return b.d.MinT, b.d.MaxT }
-func (b *fileBlock) size() int64               { return b.sz }
-func (b *fileBlock) close() error              { return nil }
+func (b *fileBlock) meta() blockMeta {
+	var n uint64
+	for _, s := range b.d.Series {
+		n += uint64(len(s.Buckets))
+	}
+	return blockMeta{id: filepath.Base(b.dir), dir: b.dir, mint: b.d.MinT, maxt: b.d.MaxT, resolution: b.d.Resolution,
+		level: b.d.Level, sources: b.d.Sources, buckets: n}
+}
+func (b *fileBlock) size() int64   { return b.sz }
+func (b *fileBlock) verify() error { return nil }
+func (b *fileBlock) close() error  { return nil }
 func (b *fileBlock) querier(mint, maxt int64) (series.Querier, error) {
 	return &fileQuerier{b: b, mint: mint, maxt: maxt}, nil
 }

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"math"
 	"slices"
 
 	"github.com/prometheus/prometheus/model/histogram"
@@ -13,38 +12,54 @@ import (
 
 	"evalstore/tsdb/block"
 	"evalstore/tsdb/index"
+	"evalstore/tsdb/plan"
 	"evalstore/tsdb/series"
 )
 
-const (
-	minTime = math.MinInt64
-	maxTime = math.MaxInt64
-)
-
 // Querier returns a snapshot reader over the head and every block that
-// overlaps [mint, maxt]. Data committed after the call may or may not be
-// visible; data is never seen twice nor missed because of a concurrent
-// flush. Select hints are intersected with [mint, maxt]; zero hints
-// (Mint == Maxt == 0) mean the whole range. A sketch bucket is selected
-// when its start lies in the range.
+// overlaps [mint, maxt], with mint clipped at now − Retention (at the start
+// of the bucket holding it). Data committed after the call may or may not
+// be visible; data is never seen twice nor missed because of a concurrent
+// flush or compaction. Select hints are intersected with the range; zero
+// hints (Mint == Maxt == 0) mean the whole range. A sketch bucket is
+// selected when its start lies in the range.
+//
+// Select reads each time range of a partition from exactly one version
+// (plan.Read): the coarsest rollup whose resolution is ≤ Hints.Resolution
+// and whose buckets lie wholly inside the range, finer versions at the
+// edges; Hints.Resolution = 0 reads the finest stored version. The head and
+// flush blocks are always read in full.
 func (db *DB) Querier(mint, maxt int64) (series.Querier, error) {
 	if db.closed.Load() {
 		return nil, ErrClosed
 	}
+	cut := bucketStart(db.opts.Now().Add(-db.opts.Retention).UnixMilli(), db.bucketMs)
+	mint = max(mint, cut)
 	q := &dbQuerier{db: db, mint: mint, maxt: maxt}
 	db.stateMu.RLock()
 	defer db.stateMu.RUnlock()
+	overlaps := func(b *liveBlock) bool { return b.m.maxt >= mint && b.m.mint <= maxt }
+	bases := map[string]bool{}
 	for _, b := range db.blocks {
-		bmin, bmax := b.timeRange()
-		if bmax < mint || bmin > maxt {
+		if b.rollupOf == "" && overlaps(b) {
+			bases[b.m.id] = true
+		}
+	}
+	for _, b := range db.blocks {
+		// A rollup's first bucket starts before its base's first data, so
+		// it may overlap a range its base does not: the base has no data
+		// there, nor has the rollup (read alone, plan.Read would count
+		// its whole first bucket).
+		if !overlaps(b) || (b.rollupOf != "" && !bases[b.rollupOf]) {
 			continue
 		}
-		bq, err := b.querier(mint, maxt)
+		bq, err := b.h.querier(mint, maxt)
 		if err != nil {
 			_ = q.Close()
 			return nil, err
 		}
 		q.blocks = append(q.blocks, bq)
+		q.metas = append(q.metas, b.plan())
 	}
 	if db.frozen != nil {
 		q.heads = append(q.heads, db.frozen)
@@ -58,6 +73,7 @@ type dbQuerier struct {
 	mint, maxt int64
 	heads      []*head // oldest first
 	blocks     []series.Querier
+	metas      []plan.Block // of blocks, same order
 }
 
 func (q *dbQuerier) hints(h series.Hints) series.Hints {
@@ -85,14 +101,30 @@ func (q *dbQuerier) Select(ctx context.Context, hints series.Hints, ms ...*label
 		// nil tells newHeadSeriesSet "every series"; no match means none.
 		refs = []index.SeriesRef{}
 	}
+	res := hints.Resolution
+	if res <= 0 {
+		res = 1 // finest: no rollup is that fine, so every base reads itself
+	}
+	parts := plan.Read(q.metas, hints.Mint, hints.Maxt, res)
 	// Newest source first: block.MergeSeriesSets keeps the first input's
-	// float sample when timestamps collide.
-	sets := make([]series.SeriesSet, 0, len(q.blocks)+len(q.heads))
+	// float sample when timestamps collide (the exactly-once layout has
+	// no such collisions between blocks; the head may repeat a sample a
+	// block has after a replay).
+	sets := make([]series.SeriesSet, 0, len(parts)+len(q.heads))
 	for i := len(q.heads) - 1; i >= 0; i-- {
 		sets = append(sets, newHeadSeriesSet([]*head{q.heads[i]}, refs, hints, q.db.bucketMs))
 	}
-	for i := len(q.blocks) - 1; i >= 0; i-- {
-		sets = append(sets, q.blocks[i].Select(ctx, hints, ms...))
+	idx := make(map[string]int, len(q.metas))
+	for i, m := range q.metas {
+		idx[m.ID] = i
+	}
+	for i := len(parts) - 1; i >= 0; i-- {
+		pt := parts[i]
+		h := series.Hints{Mint: pt.MinT, Maxt: pt.MaxT, Resolution: hints.Resolution}
+		sets = append(sets, q.blocks[idx[pt.BlockID]].Select(ctx, h, ms...))
+	}
+	if len(sets) == 1 {
+		return sets[0]
 	}
 	return block.MergeSeriesSets(sets...)
 }

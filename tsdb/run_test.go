@@ -3,6 +3,7 @@ package tsdb
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -111,8 +112,11 @@ func TestOpenSkipsTmpBlocksAndStaging(t *testing.T) {
 	}
 	db = openTestDB(t, dir, testOptions(clock))
 	defer db.Close()
-	if st := db.Stats(); st.SkippedTmpBlocks != 1 || st.Blocks != 0 {
+	if st := db.Stats(); st.GarbageBlocks != 1 || st.Blocks != 0 {
 		t.Fatalf("stats %+v", st)
+	}
+	if _, err := os.Stat(filepath.Join(dir, blocksDir, "01XYZ.tmp")); !os.IsNotExist(err) {
+		t.Fatalf("unfinished block kept: %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, stagingDir, "deadbeef")); !os.IsNotExist(err) {
 		t.Fatalf("stale staging block kept: %v", err)
@@ -161,5 +165,47 @@ func TestLabelNamesValues(t *testing.T) {
 			t.Errorf("[%d,%d]: names %v models %v, want %v %v", tc.mint, tc.maxt, names, models, tc.names, tc.models)
 		}
 		must(q.Close())
+	}
+}
+
+// TestRunCompacts drives Run with a fake ticker and clock: a tick flushes
+// the old head, a tick after FlushSettle folds the flush blocks into
+// partitions (with rollups), and DisableCompaction stops that.
+func TestRunCompacts(t *testing.T) {
+	for _, disabled := range []bool{false, true} {
+		t.Run(fmt.Sprintf("disabled=%v", disabled), func(t *testing.T) {
+			clock := newClock()
+			tick := &chanTicker{c: make(chan time.Time)}
+			opts := testOptions(clock)
+			opts.NewTicker = func(time.Duration) Ticker { return tick }
+			opts.DisableCompaction = disabled
+			db := openTestDB(t, t.TempDir(), opts)
+			defer db.Close()
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error)
+			go func() { done <- db.Run(ctx) }()
+			step := func() { tick.c <- clock.Now(); tick.c <- clock.Now() }
+			w := newWorkload(5, 4, 3*1440, 300)
+			commitWrites(t, db, w.writes, 100)
+			clock.Advance(2 * time.Hour)
+			step()
+			if st := db.Stats(); st.Flushes != 1 || st.Compactions != 0 {
+				t.Fatalf("after FlushAge: %+v", st)
+			}
+			clock.Advance(3 * time.Hour)
+			step()
+			st := db.Stats()
+			if disabled != (st.Compactions == 0) {
+				t.Fatalf("disabled=%v: %d compactions", disabled, st.Compactions)
+			}
+			if !disabled && st.Blocks != 6 { // 3 raw days + their 1h rollups
+				t.Fatalf("%d live blocks, want 6", st.Blocks)
+			}
+			checkEqual(t, "after Run", readSketches(t, db, 0, testStart.UnixMilli()), w.expect())
+			cancel()
+			if err := <-done; !errors.Is(err, context.Canceled) {
+				t.Fatal(err)
+			}
+		})
 	}
 }
