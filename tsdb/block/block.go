@@ -267,8 +267,12 @@ func (b *Block) Verify() error {
 			}
 			raw, err := h.rawPayload(buf)
 			if err == nil {
-				if h.kind == series.KindSketch {
+				if h.flags&flagZstd != 0 {
+					// An uncompressed payload aliases the read-only
+					// mapping: never decode into it.
 					buf = raw[:0]
+				}
+				if h.kind == series.KindSketch {
 					err = cur.init(&h, raw)
 				} else {
 					err = checkFloatPayload(&h, raw)
