@@ -2,7 +2,7 @@
 GO       ?= go
 DATA_DIR ?= ./data
 # Packages with goroutines or shared state run under the race detector.
-RACE_PKGS ?= ./sketch/... ./tsdb/... ./query/... ./ingest/... ./definitions/... ./api/... ./cmd/...
+RACE_PKGS ?= ./sketch/... ./tsdb/... ./query/... ./ingest/... ./definitions/... ./api/... ./rules/... ./cmd/...
 BENCHTIME ?= 1s
 
 .PHONY: all build run test fmt-check vet staticcheck unit bench fuzz clean
@@ -34,7 +34,7 @@ staticcheck:
 
 unit:
 	$(GO) test -race -count=1 $(RACE_PKGS)
-	$(GO) test -count=1 $$($(GO) list ./... | grep -v -E '/(sketch|tsdb|query|ingest|definitions|api|cmd)(/|$$)')
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v -E '/(sketch|tsdb|query|ingest|definitions|api|rules|cmd)(/|$$)')
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/pprof"
+	"net/url"
 	"regexp"
 	"sync/atomic"
 	"time"
@@ -59,6 +60,16 @@ type Backend struct {
 	ClassifyIngest func(error) (status int, data any)
 	// Stats feeds the storage metrics of /metrics (nil: none).
 	Stats func() tsdb.Stats
+	// Rules serves /api/v1/rules and /api/v1/alerts (nil: no rules).
+	Rules RuleSource
+}
+
+// RuleSource is the rule manager as the API sees it. Both methods return
+// values that marshal to the data of Prometheus's rules and alerts
+// responses; RulesData's error is a bad filter (bad_data).
+type RuleSource interface {
+	RulesData(form url.Values) (any, error)
+	AlertsData() any
 }
 
 // BuildInfo is the data of /api/v1/status/buildinfo, in Prometheus's shape.

@@ -186,13 +186,20 @@ func (a *API) metadata(r *http.Request, _ *Backend) result {
 	return result{data: map[string]any{}}
 }
 
-// rules and alerts are empty until rule evaluation exists; rule files are
-// accepted by serve and reported in /api/v1/status/config.
-func (a *API) rules(r *http.Request, _ *Backend) result {
+// rules and alerts come from the rule manager; without one they are empty,
+// as in a Prometheus with no rule files.
+func (a *API) rules(r *http.Request, b *Backend) result {
 	if _, err := parseMatchersOptional(r.Form["match[]"]); err != nil {
 		return badData(err)
 	}
-	return result{data: map[string]any{"groups": []any{}}}
+	if b.Rules == nil {
+		return result{data: map[string]any{"groups": []any{}}}
+	}
+	data, err := b.Rules.RulesData(r.Form)
+	if err != nil {
+		return badData(err)
+	}
+	return result{data: data}
 }
 
 func parseMatchersOptional(ss []string) ([][]*labels.Matcher, error) {
@@ -202,8 +209,11 @@ func parseMatchersOptional(ss []string) ([][]*labels.Matcher, error) {
 	return parseMatchers(ss)
 }
 
-func (a *API) alerts(*http.Request, *Backend) result {
-	return result{data: map[string]any{"alerts": []any{}}}
+func (a *API) alerts(_ *http.Request, b *Backend) result {
+	if b.Rules == nil {
+		return result{data: map[string]any{"alerts": []any{}}}
+	}
+	return result{data: b.Rules.AlertsData()}
 }
 
 func (a *API) buildInfo(*http.Request, *Backend) result { return result{data: a.opts.BuildInfo} }

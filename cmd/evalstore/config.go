@@ -72,7 +72,10 @@ type config struct {
 	BucketSize  duration   `yaml:"bucket_size"`
 	Definitions string     `yaml:"definitions"`
 	RuleFiles   stringList `yaml:"rule_files"`
-	Auth        struct {
+	// Alertmanagers are the base URLs alerts are sent to (/api/v2/alerts).
+	Alertmanagers    stringList `yaml:"alertmanager_urls"`
+	RuleEvalInterval duration   `yaml:"rule_evaluation_interval"`
+	Auth             struct {
 		Read  credentials `yaml:"read"`
 		Write credentials `yaml:"write"`
 	} `yaml:"auth"`
@@ -107,6 +110,7 @@ func defaultConfig() config {
 	c.DataDir = "./data"
 	c.Retention = duration(tsdb.DefaultRetention)
 	c.BucketSize = duration(tsdb.DefaultBucketSize)
+	c.RuleEvalInterval = duration(time.Minute)
 	c.Limits.MaxBodyBytes = 32 << 20
 	c.Limits.MaxEvaluationBodyBytes = 256 << 20
 	c.Limits.MaxRemoteWriteBytes = 32 << 20
@@ -129,7 +133,9 @@ func (c *config) flags(fs *flag.FlagSet, configFile *string) {
 	fs.Var(&c.Retention, "retention", "refuse writes older than this (e.g. 400d, 8w)")
 	fs.Var(&c.BucketSize, "bucket-size", "width of a sketch time bucket; fixed for a data directory")
 	fs.StringVar(&c.Definitions, "definitions", c.Definitions, "definitions YAML file (models, slices, metrics); SIGHUP reloads it")
-	fs.Var(&c.RuleFiles, "rule-file", "Prometheus-format rule file (repeatable or comma-separated); accepted, evaluated in a later release")
+	fs.Var(&c.RuleFiles, "rule-file", "Prometheus-format rule file or glob (repeatable or comma-separated); SIGHUP reloads them")
+	fs.Var(&c.Alertmanagers, "alertmanager-url", "Alertmanager base URL that firing alerts are sent to (repeatable or comma-separated)")
+	fs.Var(&c.RuleEvalInterval, "rule-evaluation-interval", "evaluation interval of rule groups that set none")
 	fs.StringVar(&c.Auth.Read.BearerToken, "read-token", c.Auth.Read.BearerToken, "bearer token required by read endpoints (env EVALSTORE_READ_TOKEN)")
 	fs.StringVar(&c.Auth.Read.Username, "read-user", c.Auth.Read.Username, "basic-auth user accepted by read endpoints")
 	fs.StringVar(&c.Auth.Read.Password, "read-password", c.Auth.Read.Password, "basic-auth password of -read-user (env EVALSTORE_READ_PASSWORD)")
@@ -178,8 +184,8 @@ func loadConfig(fs *flag.FlagSet, args []string) (config, error) {
 		}
 		// Parse again so command-line flags override the file. List
 		// flags would append twice; reset the one we have.
-		rules := c.RuleFiles
-		c.RuleFiles = nil
+		rules, ams := c.RuleFiles, c.Alertmanagers
+		c.RuleFiles, c.Alertmanagers = nil, nil
 		fs2 := flag.NewFlagSet(fs.Name(), flag.ContinueOnError)
 		fs2.SetOutput(fs.Output())
 		c.flags(fs2, &file)
@@ -188,6 +194,9 @@ func loadConfig(fs *flag.FlagSet, args []string) (config, error) {
 		}
 		if len(c.RuleFiles) == 0 {
 			c.RuleFiles = rules
+		}
+		if len(c.Alertmanagers) == 0 {
+			c.Alertmanagers = ams
 		}
 	}
 	env := func(dst *string, name string) {

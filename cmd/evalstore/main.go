@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"evalstore/rules"
 	"fmt"
 	"io"
 	"os"
@@ -34,8 +35,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return serve(context.Background(), args, stdout, stderr)
 	case "query":
 		return queryCmd(args, stdout, stderr)
+	case "rules":
+		return rules.Command(args, stdout, stderr)
 	default:
-		fmt.Fprintf(stderr, "evalstore: unknown command %q (known: serve, query, version)\n", cmd)
+		fmt.Fprintf(stderr, "evalstore: unknown command %q (known: serve, query, rules, version)\n", cmd)
 		return 2
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"evalstore/rules"
 	"flag"
 	"fmt"
 	"io"
@@ -16,7 +17,6 @@ import (
 	"regexp"
 	"runtime"
 	"runtime/debug"
-	"strings"
 	"syscall"
 	"time"
 
@@ -119,8 +119,9 @@ func runServer(ctx context.Context, cfg config, fs *flag.FlagSet, log *slog.Logg
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	engine := query.New(withLogger(cfg.queryOptions(), log))
 	a := api.New(api.Options{
-		Engine:      query.New(withLogger(cfg.queryOptions(), log)),
+		Engine:      engine,
 		Definitions: defs,
 		Auth: api.Auth{
 			Read:  api.Credentials(cfg.Auth.Read),
@@ -142,13 +143,15 @@ func runServer(ctx context.Context, cfg config, fs *flag.FlagSet, log *slog.Logg
 			return fmt.Errorf("definitions: %w", err)
 		}
 	}
-	for _, f := range cfg.RuleFiles {
-		if _, err := os.Stat(f); err != nil {
-			return fmt.Errorf("rule file: %w", err)
-		}
+	// Fail before listening when a rule file is missing or invalid.
+	files, err := expandRuleFiles(cfg.RuleFiles)
+	if err != nil {
+		return err
 	}
-	if len(cfg.RuleFiles) > 0 {
-		log.Warn("rule files are accepted but not evaluated yet", "files", strings.Join(cfg.RuleFiles, ","))
+	for _, f := range files {
+		if _, err := rules.ParseFile(f); err != nil {
+			return fmt.Errorf("rules: %w", err)
+		}
 	}
 
 	ln, err := net.Listen("tcp", cfg.Listen)
@@ -199,10 +202,19 @@ func runServer(ctx context.Context, cfg config, fs *flag.FlagSet, log *slog.Logg
 		shutdown(srv, cfg, log)
 		return st.err
 	}
+	runCtx, cancelRun := context.WithCancel(context.Background())
+	rs, err := startRules(runCtx, cfg, engine, st.db, reg, log)
+	if err != nil {
+		cancelRun()
+		shutdown(srv, cfg, log)
+		return errors.Join(fmt.Errorf("rules: %w", err), st.close(log))
+	}
+	if rs != nil {
+		st.backend.Rules = ruleSource{rs.m}
+	}
 	a.SetBackend(st.backend)
 	log.Info("ready", "replayed_records", st.db.Stats().ReplayedRecords)
 
-	runCtx, cancelRun := context.WithCancel(context.Background())
 	runDone := make(chan error, 1)
 	go func() { runDone <- st.db.Run(runCtx) }()
 
@@ -214,6 +226,7 @@ loop:
 			log.Info("shutting down: stopping the listener and finishing in-flight requests")
 			break loop
 		case <-hup:
+			rs.reload(log)
 			if cfg.Definitions == "" {
 				log.Warn("SIGHUP: no definitions file to reload")
 				continue
@@ -226,6 +239,7 @@ loop:
 	}
 	shutdown(srv, cfg, log)
 	cancelRun()
+	rs.wait()
 	if err := <-runDone; err != nil && !errors.Is(err, context.Canceled) {
 		log.Warn("storage background loop", "err", err)
 	}
