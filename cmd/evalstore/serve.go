@@ -120,7 +120,7 @@ func runServer(ctx context.Context, cfg config, fs *flag.FlagSet, log *slog.Logg
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a := api.New(api.Options{
-		Engine:      query.New(withLogger(cfg.queryOptions(), log)),
+		Engine:      query.New(withDefinitions(withLogger(cfg.queryOptions(), log), defs)),
 		Definitions: defs,
 		Auth: api.Auth{
 			Read:  api.Credentials(cfg.Auth.Read),
@@ -258,6 +258,13 @@ func buildInfo() api.BuildInfo {
 
 func withLogger(o query.Options, log *slog.Logger) query.Options {
 	o.Logger = log.With("component", "query")
+	return o
+}
+
+// withDefinitions gives the engine the definitions in force (positive
+// classes, importances, drift references, named metrics).
+func withDefinitions(o query.Options, defs *definitions.Store) query.Options {
+	o.Definitions = defs.Current
 	return o
 }
 
