@@ -35,10 +35,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return serve(context.Background(), args, stdout, stderr)
 	case "query":
 		return queryCmd(args, stdout, stderr)
+	case "import":
+		return importCmd(args, stdout, stderr)
+	case "demo":
+		return demoCmd(args, stdout, stderr)
 	case "rules":
 		return rules.Command(args, stdout, stderr)
 	default:
-		fmt.Fprintf(stderr, "evalstore: unknown command %q (known: serve, query, rules, version)\n", cmd)
+		fmt.Fprintf(stderr, "evalstore: unknown command %q (known: serve, query, import, demo, rules, version)\n", cmd)
 		return 2
 	}
 }

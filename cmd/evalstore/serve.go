@@ -119,7 +119,7 @@ func runServer(ctx context.Context, cfg config, fs *flag.FlagSet, log *slog.Logg
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	engine := query.New(withLogger(cfg.queryOptions(), log))
+	engine := query.New(withDefinitions(withLogger(cfg.queryOptions(), log), defs))
 	a := api.New(api.Options{
 		Engine:      engine,
 		Definitions: defs,
@@ -272,6 +272,13 @@ func buildInfo() api.BuildInfo {
 
 func withLogger(o query.Options, log *slog.Logger) query.Options {
 	o.Logger = log.With("component", "query")
+	return o
+}
+
+// withDefinitions gives the engine the definitions in force (positive
+// classes, importances, drift references, named metrics).
+func withDefinitions(o query.Options, defs *definitions.Store) query.Options {
+	o.Definitions = defs.Current
 	return o
 }
 
