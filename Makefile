@@ -15,9 +15,11 @@ build:
 # Serves on :9470 (override with LISTEN=127.0.0.1:9470); Ctrl-C stops it
 # cleanly (in-flight requests finish, the WAL is flushed and closed).
 LISTEN   ?= :9470
+# DEFINITIONS=evalstore-demo.yaml (written by `evalstore demo`) serves with a definitions file.
+DEFINITIONS ?=
 
 run: build
-	./bin/evalstore serve -data-dir $(DATA_DIR) -listen $(LISTEN)
+	./bin/evalstore serve -data-dir $(DATA_DIR) -listen $(LISTEN) $(if $(DEFINITIONS),-definitions $(DEFINITIONS))
 
 test: fmt-check vet staticcheck unit
 
