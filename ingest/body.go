@@ -9,7 +9,6 @@ import (
 	"mime"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -27,6 +26,10 @@ type Body struct {
 	ContentType     string
 	ContentEncoding string
 	Reader          io.Reader
+	// ContentLength is the body's length as sent when known
+	// (http.Request.ContentLength), else 0 or -1; it only sizes the read
+	// buffer (the limits apply to what is read).
+	ContentLength int64
 }
 
 // Limits bound what one request may hold.
@@ -94,7 +97,47 @@ func (l *limitedReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+// maxPresize caps the read buffer sized from a body's announced length.
+const maxPresize = 16 << 20
+
+// freeList keeps up to cap(ch) large, per-request objects for reuse. Unlike
+// a sync.Pool it is not emptied by garbage collections, which come every
+// few batches under a high ingest rate.
+type freeList[T any] struct {
+	ch chan T
+	mk func() T
+}
+
+func newFreeList[T any](n int, mk func() T) *freeList[T] {
+	return &freeList[T]{ch: make(chan T, n), mk: mk}
+}
+
+func (f *freeList[T]) get() T {
+	select {
+	case v := <-f.ch:
+		return v
+	default:
+		return f.mk()
+	}
+}
+
+func (f *freeList[T]) put(v T) {
+	select {
+	case f.ch <- v:
+	default:
+	}
+}
+
+var bufPool = newFreeList(4, func() *bytes.Buffer { return new(bytes.Buffer) })
+
+// maxPooledBody bounds the capacity of a body buffer kept for reuse.
+const maxPooledBody = 16 << 20
+
+func putBuf(b *bytes.Buffer) {
+	if b.Cap() <= maxPooledBody {
+		bufPool.put(b)
+	}
+}
 
 // readBody reads and decompresses b within lim. The returned buffer goes
 // back to bufPool when the caller is done.
@@ -128,11 +171,22 @@ func readBody(b Body, lim Limits) (*bytes.Buffer, bodyFormat, error) {
 	default:
 		return nil, 0, &UnsupportedError{What: "content encoding", Value: b.ContentEncoding}
 	}
-	buf := bufPool.Get().(*bytes.Buffer)
+	buf := bufPool.get()
 	buf.Reset()
+	if r == raw {
+		// Size the buffer once when the length is known (no doubling
+		// copies of a large body).
+		n := b.ContentLength
+		if lr, ok := b.Reader.(interface{ Len() int }); ok && n <= 0 {
+			n = int64(lr.Len())
+		}
+		if n > 0 && n <= min(lim.MaxBodyBytes, maxPresize) {
+			buf.Grow(int(n) + bytes.MinRead)
+		}
+	}
 	_, err = buf.ReadFrom(&limitedReader{r: r, n: lim.MaxDecodedBytes})
 	if err != nil {
-		bufPool.Put(buf)
+		putBuf(buf)
 		switch {
 		case raw.n < 0:
 			return nil, 0, &TooLargeError{What: "body", Limit: lim.MaxBodyBytes}
@@ -155,14 +209,24 @@ type decoder struct {
 	maxFuture  time.Duration
 	maxRecords int
 	errs       []RecordError
-	intern     map[string]string
-	p          fastjson.Parser
-	slab       []KV   // current slab
-	slabs      [][]KV // slabs reused across requests
-	slabIdx    int
-	lastName   [2]string // last model and version
-	featKeys   []string  // positional caches of key strings
-	attrKeys   []string
+	// idxBase is the index of the first NDJSON record of the data given
+	// to forEachRecord (the second half of a body decoded in parallel).
+	idxBase  int
+	intern   map[string]string
+	p        fastjson.Parser
+	slab     []KV   // current slab
+	slabs    [][]KV // slabs reused across requests
+	slabIdx  int
+	mslab    []Measure    // slab of prediction measures (not reused)
+	recs     []Prediction // record buffer reused across requests
+	idBuf    []byte       // a numeric id's text
+	lastName [2]string    // last model and version
+	featKeys []string     // positional caches of key strings
+	attrKeys []string
+	// positional caches of recent string values (features, attributes):
+	// categorical values repeat, and a few comparisons beat hashing.
+	featVals [][]string
+	attrVals [][]string
 	// positional cache of declared features of declModel
 	declModel *definitions.Model
 	declNames []string
@@ -213,7 +277,7 @@ func (d *decoder) forEachRecord(data []byte, f bodyFormat, fn func(idx int, v *f
 		}
 		return nil
 	}
-	idx := 0
+	idx := d.idxBase
 	for len(data) > 0 {
 		line := data
 		if i := bytes.IndexByte(data, '\n'); i >= 0 {
@@ -289,6 +353,34 @@ func (d *decoder) name(idx int, field string, v *fastjson.Value, maxLen int) (st
 		d.lastName[slot] = str
 	}
 	return str, true
+}
+
+// id reads a string id: checked like a name (at most maxIDLen bytes), but
+// never interned (ids are unique): one fresh copy.
+func (d *decoder) id(idx int, field string, v *fastjson.Value) (string, bool) {
+	b, ok := d.idBytes(idx, field, v)
+	return string(b), ok
+}
+
+// idBytes is id returning the parser's bytes (valid until the next parse).
+func (d *decoder) idBytes(idx int, field string, v *fastjson.Value) ([]byte, bool) {
+	if v.Type() != fastjson.TypeString {
+		d.fail(idx, field, "must be a string, got %s", typeName(v))
+		return nil, false
+	}
+	b, _ := v.StringBytes()
+	switch {
+	case len(b) == 0:
+		d.fail(idx, field, "must not be empty")
+		return nil, false
+	case len(b) > maxIDLen:
+		d.fail(idx, field, "longer than %d bytes", maxIDLen)
+		return nil, false
+	case !utf8.Valid(b):
+		d.fail(idx, field, "not valid UTF-8")
+		return nil, false
+	}
+	return b, true
 }
 
 // number reads a finite number.
@@ -367,7 +459,40 @@ func (d *decoder) timestamp(idx int, field string, v *fastjson.Value) (int64, bo
 	return ms, true
 }
 
-func (d *decoder) kvs(idx int, field string, v *fastjson.Value, dst []KV, cache *[]string) []KV {
+// maxPosVals bounds the values cached per key position (posStr).
+const maxPosVals = 8
+
+// maxPosKeys bounds the key positions with a value cache.
+const maxPosKeys = 256
+
+// posStr is str for the string value at key position pos, looking first at
+// the recent values seen at that position.
+func (d *decoder) posStr(vals *[][]string, pos int, b []byte) string {
+	if pos >= maxPosKeys {
+		return d.str(b)
+	}
+	for pos >= len(*vals) {
+		*vals = append(*vals, nil)
+	}
+	c := (*vals)[pos]
+	for _, s := range c {
+		if s == string(b) {
+			return s
+		}
+	}
+	s := d.str(b)
+	if len(b) <= 64 {
+		if len(c) < maxPosVals {
+			(*vals)[pos] = append(c, s)
+		} else {
+			copy(c, c[1:])
+			c[len(c)-1] = s
+		}
+	}
+	return s
+}
+
+func (d *decoder) kvs(idx int, field string, v *fastjson.Value, dst []KV, cache *[]string, vals *[][]string) []KV {
 	o, err := v.Object()
 	if err != nil {
 		if v.Type() != fastjson.TypeNull {
@@ -409,7 +534,7 @@ func (d *decoder) kvs(idx int, field string, v *fastjson.Value, dst []KV, cache 
 		case fastjson.TypeString:
 			b, _ := fv.StringBytes()
 			if len(b) <= maxValueLen && utf8.Valid(b) {
-				val = definitions.StringValue(d.str(b))
+				val = definitions.StringValue(d.posStr(vals, pos-1, b))
 				break
 			}
 			val, ok = d.value(idx, field+"."+name, fv)
@@ -450,11 +575,14 @@ func (d *decoder) resetSlabs() {
 		d.slabs = d.slabs[:maxKeptSlabs]
 	}
 	d.slab, d.slabIdx = nil, -1
+	d.mslab = nil
 }
 
 const maxKeptSlabs = 8
 
-func (d *decoder) measures(idx int, field string, v *fastjson.Value) []Measure {
+// measures reads a measures object; with slab, the slice is carved from a
+// per-request slab (prediction records, which live only until routed).
+func (d *decoder) measures(idx int, field string, v *fastjson.Value, slab bool) []Measure {
 	o, err := v.Object()
 	if err != nil {
 		if v.Type() != fastjson.TypeNull {
@@ -463,12 +591,25 @@ func (d *decoder) measures(idx int, field string, v *fastjson.Value) []Measure {
 		return nil
 	}
 	var dst []Measure
+	if n := o.Len(); slab && n > 0 && n <= 64 {
+		if len(d.mslab)+n > cap(d.mslab) {
+			d.mslab = make([]Measure, 0, 1024)
+		}
+		dst = d.mslab[len(d.mslab) : len(d.mslab) : len(d.mslab)+n]
+		d.mslab = d.mslab[:len(d.mslab)+n]
+	}
 	o.Visit(func(key []byte, fv *fastjson.Value) {
 		if len(key) == 0 || len(key) > maxNameLen || !utf8.Valid(key) {
 			d.fail(idx, field, "key %q: must be 1 to %d bytes of UTF-8", key, maxNameLen)
 			return
 		}
 		name := d.str(key)
+		if fv.Type() == fastjson.TypeNumber {
+			if f, err := fv.Float64(); err == nil && !math.IsNaN(f) && !math.IsInf(f, 0) {
+				dst = append(dst, Measure{Name: name, Value: f}) // no field path to build
+				return
+			}
+		}
 		if f, ok := d.number(idx, field+"."+name, fv); ok {
 			dst = append(dst, Measure{Name: name, Value: f})
 		}
@@ -503,6 +644,7 @@ func (d *decoder) prediction(idx int, prefix string, v *fastjson.Value, p *Predi
 	}
 	var haveModel, haveVersion, haveID, haveTime bool
 	var labelV *fastjson.Value
+	var idText []byte // valid until the next record is parsed
 	o.Visit(func(key []byte, fv *fastjson.Value) {
 		switch string(key) {
 		case "model":
@@ -512,12 +654,10 @@ func (d *decoder) prediction(idx int, prefix string, v *fastjson.Value, p *Predi
 		case "id":
 			if fv.Type() == fastjson.TypeNumber {
 				// Numeric ids are common; keep their JSON text.
-				p.ID, haveID = string(fv.MarshalTo(nil)), true
+				d.idBuf = fv.MarshalTo(d.idBuf[:0])
+				idText, haveID = d.idBuf, true
 			} else {
-				p.ID, haveID = d.name(idx, prefix+"id", fv, maxIDLen)
-				if haveID {
-					p.ID = strings.Clone(p.ID) // ids are unique: never interned
-				}
+				idText, haveID = d.idBytes(idx, prefix+"id", fv)
 			}
 		case "timestamp":
 			p.Time, haveTime = d.timestamp(idx, prefix+"timestamp", fv)
@@ -525,9 +665,9 @@ func (d *decoder) prediction(idx int, prefix string, v *fastjson.Value, p *Predi
 				haveTime = true // reported
 			}
 		case "features":
-			p.Features = d.kvs(idx, prefix+"features", fv, p.Features[:0], &d.featKeys)
+			p.Features = d.kvs(idx, prefix+"features", fv, p.Features[:0], &d.featKeys, &d.featVals)
 		case "attributes":
-			p.Attributes = d.kvs(idx, prefix+"attributes", fv, p.Attributes[:0], &d.attrKeys)
+			p.Attributes = d.kvs(idx, prefix+"attributes", fv, p.Attributes[:0], &d.attrKeys, &d.attrVals)
 		case "prediction":
 			p.Prediction, _ = d.value(idx, prefix+"prediction", fv)
 		case "score":
@@ -558,11 +698,20 @@ func (d *decoder) prediction(idx int, prefix string, v *fastjson.Value, p *Predi
 		case "label":
 			labelV = fv
 		case "measures":
-			p.Measures = d.measures(idx, prefix+"measures", fv)
+			p.Measures = d.measures(idx, prefix+"measures", fv, true)
 		default:
 			d.fail(idx, prefix+string(key), "unknown field (expected %s)", predictionFields)
 		}
 	})
+	if haveID {
+		if haveModel && ev == nil {
+			// The join key model\x00id and the id share one allocation.
+			p.key = p.Model + "\x00" + string(idText)
+			p.ID = p.key[len(p.Model)+1:]
+		} else {
+			p.ID = string(idText)
+		}
+	}
 	if labelV != nil && labelV.Type() != fastjson.TypeNull {
 		if labelV.Type() == fastjson.TypeObject || labelV.Type() == fastjson.TypeArray {
 			d.fail(idx, prefix+"label", "must be a string, number or boolean, got %s", typeName(labelV))
@@ -729,7 +878,28 @@ func (d *decoder) decodePredictions(data []byte, f bodyFormat) ([]Prediction, er
 		n = bytes.Count(data, []byte{'\n'}) + 1
 		n = min(n, d.maxRecords)
 	}
-	out := make([]Prediction, 0, n)
+	return d.decodePredictionsTo(data, f, d.predBuf(n))
+}
+
+// maxPooledRecs bounds the record buffer a pooled decoder keeps.
+const maxPooledRecs = 1 << 14
+
+// predBuf returns an empty slice with room for n records, reusing the
+// decoder's buffer (the records of its previous request are dead once the
+// decoder is back in the pool, like its KV slabs).
+func (d *decoder) predBuf(n int) []Prediction {
+	if cap(d.recs) >= n {
+		return d.recs[:0]
+	}
+	buf := make([]Prediction, 0, n)
+	if n <= maxPooledRecs {
+		d.recs = buf
+	}
+	return buf
+}
+
+// decodePredictionsTo is decodePredictions appending to out.
+func (d *decoder) decodePredictionsTo(data []byte, f bodyFormat, out []Prediction) ([]Prediction, error) {
 	err := d.forEachRecord(data, f, func(idx int, v *fastjson.Value) {
 		out = append(out, Prediction{})
 		p := &out[len(out)-1]
@@ -745,6 +915,23 @@ func (d *decoder) decodePredictions(data []byte, f bodyFormat) ([]Prediction, er
 }
 
 const feedbackFields = "model, id, label, timestamp, measures"
+
+// countRecords counts the records (non-blank lines) of an NDJSON body.
+func countRecords(data []byte) int {
+	n := 0
+	for len(data) > 0 {
+		line := data
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			line, data = data[:i], data[i+1:]
+		} else {
+			data = nil
+		}
+		if len(bytes.TrimSpace(line)) > 0 {
+			n++
+		}
+	}
+	return n
+}
 
 // decodeFeedback decodes a feedback body.
 func (d *decoder) decodeFeedback(data []byte, f bodyFormat) ([]Feedback, error) {
@@ -767,8 +954,7 @@ func (d *decoder) decodeFeedback(data []byte, f bodyFormat) ([]Feedback, error) 
 				if fv.Type() == fastjson.TypeNumber {
 					fb.ID, haveID = string(fv.MarshalTo(nil)), true
 				} else {
-					fb.ID, haveID = d.name(idx, "id", fv, maxIDLen)
-					fb.ID = strings.Clone(fb.ID)
+					fb.ID, haveID = d.id(idx, "id", fv)
 					haveID = haveID || hasErrField(d.errs[nerr:], "id")
 				}
 			case "label":
@@ -787,7 +973,7 @@ func (d *decoder) decodeFeedback(data []byte, f bodyFormat) ([]Feedback, error) 
 					fb.Time, fb.HasTime = d.timestamp(idx, "timestamp", fv)
 				}
 			case "measures":
-				fb.Measures = d.measures(idx, "measures", fv)
+				fb.Measures = d.measures(idx, "measures", fv, false)
 			default:
 				d.fail(idx, string(key), "unknown field (expected %s)", feedbackFields)
 			}

@@ -36,11 +36,99 @@ type group struct {
 	meas           []measSlot
 	classScore     map[string]*sketch.LogHistogram
 	classScoreHist map[string]*sketch.ScoreHistogram
+	// load and worker split a batch's groups between goroutines
+	// (applyPlans); zero outside it.
+	load   int
+	worker uint8
 }
 
 type featSlot struct {
 	num *sketch.LogHistogram
 	cat *sketch.Categorical
+	// catN counts a categorical feature's values by their id in the
+	// batch's column (featInfo.vals): one increment per record and slice
+	// instead of a Categorical map update; flushed into cat (AddN) before
+	// emission. While a column has at most DefaultCategoricalCapacity
+	// distinct values in a batch, no Categorical of it can exceed its
+	// capacity, so the counts give exactly the state of one Add per
+	// record (the encoding sorts keys). Beyond that, the slot flushes and
+	// turns direct: every later value is added to cat in record order.
+	catN   []uint64
+	direct bool
+}
+
+// catAggMax is the most distinct values of a categorical column per batch
+// counted by id (featSlot.catN).
+const catAggMax = sketch.DefaultCategoricalCapacity
+
+// flushCat adds the counted values of slot into its Categorical.
+func (fs *featSlot) flushCat(fi *featInfo) {
+	for id, n := range fs.catN {
+		if n > 0 {
+			if fs.cat == nil {
+				fs.cat = newCategorical()
+			}
+			fs.cat.AddN(fi.names[id], n)
+		}
+	}
+	fs.catN = nil
+}
+
+// addCat counts categorical value id (of fi, -1: past catAggMax, s) in
+// column col.
+func (g *group) addCat(col int, fi *featInfo, id int32, s string) {
+	for col >= len(g.feats) {
+		g.feats = append(g.feats, featSlot{})
+	}
+	fs := &g.feats[col]
+	if id >= 0 && !fs.direct {
+		if fs.cat == nil {
+			fs.cat = newCategorical() // the series exists even if empty
+		}
+		if int(id) >= len(fs.catN) {
+			fs.catN = append(fs.catN, make([]uint64, int(id)+1-len(fs.catN))...)
+		}
+		fs.catN[id]++
+		return
+	}
+	if !fs.direct {
+		fs.flushCat(fi)
+		fs.direct = true
+	}
+	if fs.cat == nil {
+		fs.cat = newCategorical()
+	}
+	fs.cat.Add(s)
+}
+
+// valID returns the id of categorical value s in the column (-1 once the
+// column has catAggMax values and s is not one of them).
+func (fi *featInfo) valID(s string) int32 {
+	if id, ok := fi.vals[s]; ok {
+		return id
+	}
+	if len(fi.names) >= catAggMax {
+		return -1
+	}
+	if fi.vals == nil {
+		fi.vals = make(map[string]int32)
+	}
+	id := int32(len(fi.names))
+	fi.vals[s] = id
+	fi.names = append(fi.names, s)
+	return id
+}
+
+// flushCats moves every counted categorical value into its Categorical.
+func (d *deltas) flushCats() {
+	for k, g := range d.groups {
+		cols := d.cols[k.model]
+		for col := range g.feats {
+			if fs := &g.feats[col]; fs.catN != nil {
+				fs.flushCat(cols.feat[cols.featNames[col]])
+			}
+		}
+	}
 }
 
 type measSlot struct {
@@ -64,6 +152,9 @@ type columns struct {
 type featInfo struct {
 	col int
 	typ definitions.FeatureType
+	// categorical values seen in the batch, by id (featSlot.catN)
+	vals  map[string]int32
+	names []string
 }
 
 // info returns the info of the feature at position pos of a record,
@@ -154,6 +245,10 @@ var (
 	scoreHistPool = sync.Pool{New: func() any { return sketch.NewDefaultScoreHistogram() }}
 )
 
+// lhTemplate is an empty default LogHistogram, only read: it places values
+// in the default schema's buckets (Observation) for every ingest histogram.
+var lhTemplate = sketch.NewDefaultLogHistogram()
+
 func newLogHist() *sketch.LogHistogram { return logHistPool.Get().(*sketch.LogHistogram) }
 
 func newCategorical() *sketch.Categorical { return categPool.Get().(*sketch.Categorical) }
@@ -218,18 +313,6 @@ func (g *group) numFeat(col int) *sketch.LogHistogram {
 	return h
 }
 
-func (g *group) catFeat(col int) *sketch.Categorical {
-	for col >= len(g.feats) {
-		g.feats = append(g.feats, featSlot{})
-	}
-	c := g.feats[col].cat
-	if c == nil {
-		c = newCategorical()
-		g.feats[col].cat = c
-	}
-	return c
-}
-
 func (g *group) observeMeasure(col int, v float64) {
 	for col >= len(g.meas) {
 		g.meas = append(g.meas, measSlot{})
@@ -240,6 +323,21 @@ func (g *group) observeMeasure(col int, v float64) {
 		m.moments = sketch.NewMoments()
 	}
 	_ = m.hist.Add(v)
+	_ = m.moments.Add(v)
+}
+
+// observeMeasureObs is observeMeasure with v placed in the histogram's
+// buckets (o).
+func (g *group) observeMeasureObs(col int, v float64, o sketch.LogObservation) {
+	for col >= len(g.meas) {
+		g.meas = append(g.meas, measSlot{})
+	}
+	m := &g.meas[col]
+	if m.hist == nil {
+		m.hist = newLogHist()
+		m.moments = sketch.NewMoments()
+	}
+	m.hist.AddObservation(o)
 	_ = m.moments.Add(v)
 }
 
@@ -271,6 +369,7 @@ func (g *group) clsScoreHist(class string) *sketch.ScoreHistogram {
 // deterministic order (sorted groups and names) so that a batch always
 // produces the same appends.
 func (d *deltas) appendTo(app Appender) error {
+	d.flushCats()
 	keys := make([]groupKey, 0, len(d.groups))
 	for k := range d.groups {
 		keys = append(keys, k)

@@ -1,12 +1,15 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
+	"runtime"
 	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -221,7 +224,7 @@ type Ingester struct {
 	turn      *sync.Cond
 	committed atomic.Uint64
 	failed    error
-	decPool   sync.Pool
+	decPool   *freeList[*decoder]
 }
 
 // Open opens (or creates) the join store in cfg.Dir, recovers it after a
@@ -231,7 +234,8 @@ func Open(cfg Config) (*Ingester, error) {
 	if cfg.Dir == "" || cfg.Storage == nil {
 		return nil, errors.New("ingest: Config.Dir and Config.Storage are required")
 	}
-	in := &Ingester{cfg: cfg, bucket: cfg.BucketSize.Milliseconds()}
+	in := &Ingester{cfg: cfg, bucket: cfg.BucketSize.Milliseconds(),
+		decPool: newFreeList(4, func() *decoder { return &decoder{intern: make(map[string]string), slabIdx: -1} })}
 	if in.bucket <= 0 {
 		return nil, fmt.Errorf("ingest: bucket size %s below 1ms", cfg.BucketSize)
 	}
@@ -295,10 +299,7 @@ func (in *Ingester) Stats() Stats {
 func (in *Ingester) nowMS() int64 { return in.cfg.Now().UnixMilli() }
 
 func (in *Ingester) newDecoder(lim Limits) *decoder {
-	d, _ := in.decPool.Get().(*decoder)
-	if d == nil {
-		d = &decoder{intern: make(map[string]string), slabIdx: -1}
-	}
+	d := in.decPool.get()
 	now := in.cfg.Now()
 	d.defs = in.cfg.Definitions()
 	d.now = now.UnixMilli()
@@ -307,6 +308,7 @@ func (in *Ingester) newDecoder(lim Limits) *decoder {
 	d.maxFuture = in.cfg.MaxFuture
 	d.maxRecords = lim.MaxRecords
 	d.errs = nil
+	d.idxBase = 0
 	if len(d.intern) > maxIntern/2 {
 		clear(d.intern)
 	}
@@ -316,7 +318,7 @@ func (in *Ingester) newDecoder(lim Limits) *decoder {
 func (in *Ingester) putDecoder(d *decoder) {
 	d.defs = nil
 	d.resetSlabs()
-	in.decPool.Put(d)
+	in.decPool.put(d)
 }
 
 func (in *Ingester) reject(err error, records int) {
@@ -334,15 +336,72 @@ func (in *Ingester) Predictions(ctx context.Context, body Body) (Result, error) 
 		in.reject(err, 0)
 		return Result{}, err
 	}
-	defer bufPool.Put(buf)
+	defer putBuf(buf)
 	d := in.newDecoder(in.cfg.Limits)
 	defer in.putDecoder(d) // after the records are routed: they live in its slabs
-	recs, err := d.decodePredictions(buf.Bytes(), f)
+	recs, d2, err := in.decodePredictions(d, buf.Bytes(), f, in.cfg.Limits)
+	if d2 != nil {
+		defer in.putDecoder(d2)
+	}
 	if err != nil {
 		in.reject(err, len(recs))
 		return Result{}, err
 	}
 	return in.IngestPredictions(ctx, d.defs, recs)
+}
+
+// parallelDecodeBytes is the smallest NDJSON body decoded by two goroutines.
+const parallelDecodeBytes = 64 << 10
+
+// decodePredictions decodes a predictions body with d; a large NDJSON body
+// is split at a line boundary and its second half decoded by a second
+// decoder (returned: its slabs hold records) in another goroutine. Records,
+// indices and errors are exactly those of one sequential decode.
+func (in *Ingester) decodePredictions(d *decoder, data []byte, f bodyFormat, lim Limits) ([]Prediction, *decoder, error) {
+	if f != formatNDJSON || len(data) < parallelDecodeBytes || runtime.GOMAXPROCS(0) < 2 {
+		recs, err := d.decodePredictions(data, f)
+		return recs, nil, err
+	}
+	cut := bytes.IndexByte(data[len(data)/2:], '\n')
+	if cut < 0 {
+		recs, err := d.decodePredictions(data, f)
+		return recs, nil, err
+	}
+	cut += len(data)/2 + 1
+	first, second := data[:cut], data[cut:]
+	n1, n2 := countRecords(first), countRecords(second)
+	if n1+n2 > d.maxRecords {
+		return nil, nil, &TooLargeError{What: "records", Limit: int64(d.maxRecords)}
+	}
+	d2 := in.newDecoder(lim)
+	d2.defs, d2.now, d2.minT, d2.maxT, d2.maxFuture = d.defs, d.now, d.minT, d.maxT, d.maxFuture
+	d2.idxBase = n1
+	out := d.predBuf(n1 + n2)[:n1+n2] // each half appends (zeroes) its records
+	var r2 []Prediction
+	var err2 error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r2, err2 = d2.decodePredictionsTo(second, f, out[n1:n1:n1+n2])
+	}()
+	r1, err1 := d.decodePredictionsTo(first, f, out[:0:n1])
+	<-done
+	var errs []RecordError
+	for _, err := range []error{err1, err2} {
+		var be *BatchError
+		if errors.As(err, &be) {
+			errs = append(errs, be.Errors...)
+		} else if err != nil {
+			return nil, d2, err
+		}
+	}
+	if len(errs) > 0 {
+		return nil, d2, &BatchError{Errors: errs}
+	}
+	if len(r1) != n1 || len(r2) != n2 {
+		panic(fmt.Sprintf("ingest: parallel decode: %d+%d records, counted %d+%d", len(r1), len(r2), n1, n2))
+	}
+	return out, d2, nil
 }
 
 // Feedback ingests a feedback body (JSON array or NDJSON).
@@ -352,7 +411,7 @@ func (in *Ingester) Feedback(ctx context.Context, body Body) (Result, error) {
 		in.reject(err, 0)
 		return Result{}, err
 	}
-	defer bufPool.Put(buf)
+	defer putBuf(buf)
 	d := in.newDecoder(in.cfg.Limits)
 	recs, err := d.decodeFeedback(buf.Bytes(), f)
 	defs := d.defs
@@ -371,7 +430,7 @@ func (in *Ingester) Evaluation(ctx context.Context, body Body) (Result, error) {
 		in.reject(err, 0)
 		return Result{}, err
 	}
-	defer bufPool.Put(buf)
+	defer putBuf(buf)
 	d := in.newDecoder(in.cfg.EvaluationLimits)
 	defer in.putDecoder(d)
 	ev, err := d.decodeEvaluation(buf.Bytes(), f)
@@ -404,20 +463,29 @@ func (in *Ingester) IngestPredictions(ctx context.Context, defs *definitions.Def
 		return res, err
 	}
 	pre := in.preRoute(defs, online, recs)
+	// Join keys and duplicates within the batch, before taking the lock.
+	keys := make([]string, len(recs))
+	dupInBatch := false
+	{
+		seen := make(map[string]struct{}, len(recs))
+		for i := range recs {
+			key := recs[i].joinKey()
+			keys[i] = key
+			if _, dup := seen[key]; dup {
+				dupInBatch = true
+			}
+			seen[key] = struct{}{}
+		}
+	}
 	err := in.run(&res, online, defs, func(r *router, now int64) (errs []RecordError) {
 		tx := r.tx
 		// The pre-routed deltas are usable unless the batch holds
 		// predictions already pending (a retry) or a feature-type race.
-		usePre := true
-		keys := make([]string, len(recs))
-		seen := make(map[string]struct{}, len(recs))
-		for i := range recs {
-			key := joinKey(recs[i].Model, recs[i].ID)
-			keys[i] = key
-			if _, dup := seen[key]; dup || tx.entry(key) != nil {
+		usePre := !dupInBatch
+		for i := 0; usePre && i < len(keys); i++ {
+			if tx.entry(keys[i]) != nil {
 				usePre = false
 			}
-			seen[key] = struct{}{}
 		}
 		usePre = usePre && pre.adopt(r)
 		anyHeld := tx.anyHeld()
@@ -639,11 +707,13 @@ func (in *Ingester) run(res *Result, src source, defs *definitions.Definitions, 
 		return err
 	}
 	var rec []byte
+	var recBuf *[]byte // pooled buffer of rec
 	var seq uint64
 	if !tx.empty() {
 		in.store.seq++
 		seq = in.store.seq
-		rec = tx.encode(seq, in.committed.Load())
+		recBuf = recPool.get()
+		rec = tx.encode((*recBuf)[:0], seq, in.committed.Load())
 		tx.apply()
 		in.inflight++
 		in.wg.Add(1)
@@ -669,7 +739,11 @@ func (in *Ingester) run(res *Result, src source, defs *definitions.Definitions, 
 		in.count(res)
 		return nil
 	}
-	err := in.store.w.Log(rec)
+	err := in.store.w.Log(rec) // copies rec
+	if cap(rec) <= maxPooledRec {
+		*recBuf = rec
+		recPool.put(recBuf)
+	}
 	in.turnMu.Lock()
 	for err == nil && in.failed == nil && in.committed.Load() != seq-1 {
 		in.turn.Wait()
@@ -708,6 +782,12 @@ func (in *Ingester) run(res *Result, src source, defs *definitions.Definitions, 
 	in.count(res)
 	return nil
 }
+
+// recPool holds buffers for the join WAL records of batches (the WAL copies
+// a record); buffers above maxPooledRec are dropped.
+var recPool = newFreeList(4, func() *[]byte { return new([]byte) })
+
+const maxPooledRec = 8 << 20
 
 func (in *Ingester) failedErr() error {
 	in.turnMu.Lock()
@@ -794,12 +874,55 @@ type router struct {
 	src  source
 	res  *Result
 	// scratch
-	ftypes []definitions.FeatureType
-	fcols  []int
-	mcols  []int
+	featBuf []featOp
+	measBuf []measOp
 	// distinct slice lists of the batch (shared by entries)
 	sliceLists [][]string
 	pre        *preRouted // set while pre-routing
+	// groups of recent (model, version, bucket, slice list), so that a
+	// record resolves its slices' groups once, not once per sketch family
+	// and slice; valid for gcacheDL only.
+	gcache   []groupsEnt
+	gcacheDL *deltas
+	gnext    int
+}
+
+// groupsEnt caches the groups of e.slices for one (model, version, bucket).
+type groupsEnt struct {
+	model, version string
+	bucket         int64
+	slices         []string // compared by identity (sliceList shares them)
+	groups         []*group
+}
+
+const groupCacheSize = 16
+
+// groups returns the groups of e's slices (model, e.version, e's bucket) in
+// r.dl, in the order of e.slices.
+func (r *router) groups(e *entry, model string) []*group {
+	if r.gcacheDL != r.dl {
+		r.gcache, r.gcacheDL, r.gnext = r.gcache[:0], r.dl, 0
+	}
+	b := r.in.bucketOf(e.t)
+	for i := range r.gcache {
+		c := &r.gcache[i]
+		if c.bucket == b && len(c.slices) == len(e.slices) && (len(e.slices) == 0 || &c.slices[0] == &e.slices[0]) &&
+			c.model == model && c.version == e.version {
+			return c.groups
+		}
+	}
+	gs := make([]*group, len(e.slices))
+	for i, s := range e.slices {
+		gs[i] = r.dl.group(r.key(e, model, s))
+	}
+	ent := groupsEnt{model: model, version: e.version, bucket: b, slices: e.slices, groups: gs}
+	if len(r.gcache) < groupCacheSize {
+		r.gcache = append(r.gcache, ent)
+	} else {
+		r.gcache[r.gnext] = ent
+		r.gnext = (r.gnext + 1) % groupCacheSize
+	}
+	return gs
 }
 
 func (r *router) key(e *entry, model, slice string) groupKey {
@@ -866,12 +989,62 @@ func predictedClass(m *definitions.Model, task definitions.Task, p *Prediction) 
 // predicted class, scores, prediction, features, measures) to every slice
 // and returns what a label needs later.
 func (r *router) observe(p *Prediction, m *definitions.Model, slices []string) (*entry, string) {
+	r.featBuf, r.measBuf = r.featBuf[:0], r.measBuf[:0]
+	pl := r.plan(p, m, slices, &r.featBuf, &r.measBuf)
+	for _, g := range pl.groups {
+		pl.applyTo(g)
+	}
+	return pl.e, pl.pcName
+}
+
+// Feature operations of a recPlan.
+const (
+	featSkip uint8 = iota // null, type conflict or NaN
+	featNum
+	featCat
+)
+
+// featOp is what one feature of a record does to every slice's group: its
+// column, kind, and (numeric) its value placed in the histogram buckets.
+type featOp struct {
+	o   sketch.LogObservation
+	fi  *featInfo
+	col int32
+	val int32 // categorical: the value's id in fi (-1: add directly)
+	op  uint8
+}
+
+// measOp is featOp for a measure (ok: the value is not NaN).
+type measOp struct {
+	o   sketch.LogObservation
+	col int32
+	ok  bool
+}
+
+// recPlan is the label-independent part of one prediction, resolved once
+// (entry, predicted class, columns, buckets, the slices' groups) and then
+// applied to each group: the per-slice work is only sketch updates.
+type recPlan struct {
+	p          *Prediction
+	e          *entry
+	pcName     string
+	groups     []*group
+	feats      []featOp // by position in p.Features
+	meas       []measOp // by position in p.Measures
+	scoreObs   sketch.LogObservation
+	scoreOK    bool
+	regression bool
+}
+
+// plan resolves p (see recPlan), appending its feature and measure
+// operations to *feats and *meas.
+func (r *router) plan(p *Prediction, m *definitions.Model, slices []string, feats *[]featOp, meas *[]measOp) recPlan {
 	task := taskOf(m, p)
 	e := &entry{t: p.Time, version: p.Version, task: codeOf(task), predClass: -1, hasScore: p.HasScore, score: p.Score}
 	e.slices = r.sliceList(slices)
-	var pcName string
+	pl := recPlan{p: p, e: e, regression: task == definitions.TaskRegression}
 	if task == definitions.TaskBinary || task == definitions.TaskMulticlass {
-		pcName, _ = predictedClass(m, task, p)
+		pl.pcName, _ = predictedClass(m, task, p)
 		if task == definitions.TaskMulticlass && len(p.Scores) > 0 {
 			e.scores = p.Scores
 			if len(e.scores) > r.in.cfg.MaxScoreClasses {
@@ -881,13 +1054,15 @@ func (r *router) observe(p *Prediction, m *definitions.Model, slices []string) (
 	} else if task == definitions.TaskRegression {
 		e.pred = p.Prediction.Num()
 	}
-	// Feature types and columns, once per record.
+	// Feature types and columns, once per record; numeric values are
+	// placed in the histograms' buckets once, not once per slice (every
+	// ingest LogHistogram has the default schema).
 	cols := r.dl.columns(p.Model)
-	r.ftypes, r.fcols, r.mcols = r.ftypes[:0], r.fcols[:0], r.mcols[:0]
+	f0 := len(*feats)
 	for i := range p.Features {
 		f := &p.Features[i]
 		if f.Value.IsNull() {
-			r.ftypes, r.fcols = append(r.ftypes, ""), append(r.fcols, -1)
+			*feats = append(*feats, featOp{col: -1})
 			continue
 		}
 		fi := cols.info(i, f.Name, func() definitions.FeatureType {
@@ -898,56 +1073,156 @@ func (r *router) observe(p *Prediction, m *definitions.Model, slices []string) (
 			}
 			return r.featureType(p.Model, f.Name, f.Value)
 		})
-		ft := fi.typ
-		if ft == definitions.Numeric && f.Value.Kind() != definitions.KindNumber {
-			r.res.FeatureTypeConflicts++
-			ft = ""
+		op := featOp{col: int32(fi.col), fi: fi}
+		switch fi.typ {
+		case definitions.Numeric:
+			if f.Value.Kind() != definitions.KindNumber {
+				r.res.FeatureTypeConflicts++
+				break
+			}
+			var err error
+			if op.o, err = lhTemplate.Observation(f.Value.Num()); err == nil {
+				op.op = featNum
+			} // else NaN (only through IngestPredictions): Add refused it
+		case definitions.Categorical:
+			op.op = featCat
+			op.val = fi.valID(f.Value.String())
 		}
-		r.ftypes, r.fcols = append(r.ftypes, ft), append(r.fcols, fi.col)
+		*feats = append(*feats, op)
 	}
+	pl.feats = (*feats)[f0:len(*feats):len(*feats)]
+	m0 := len(*meas)
 	for _, ms := range p.Measures {
-		r.mcols = append(r.mcols, cols.measCol(ms.Name))
+		o, err := lhTemplate.Observation(ms.Value)
+		*meas = append(*meas, measOp{o: o, col: int32(cols.measCol(ms.Name)), ok: err == nil})
 	}
-	for _, s := range e.slices {
-		g := r.dl.group(r.key(e, p.Model, s))
-		if g.predictions == nil {
-			g.predictions = sketch.NewMoments()
+	pl.meas = (*meas)[m0:len(*meas):len(*meas)]
+	if p.HasScore {
+		var err error
+		pl.scoreObs, err = lhTemplate.Observation(p.Score)
+		pl.scoreOK = err == nil
+	}
+	pl.groups = r.groups(e, p.Model)
+	return pl
+}
+
+// applyTo makes pl's sketch updates in g (one of pl.groups). Updates of
+// different groups are independent: applyTo may run concurrently for
+// distinct groups.
+func (pl *recPlan) applyTo(g *group) {
+	p, e := pl.p, pl.e
+	if g.predictions == nil {
+		g.predictions = sketch.NewMoments()
+	}
+	_ = g.predictions.Add(1)
+	if pl.pcName != "" {
+		if g.predictedClass == nil {
+			g.predictedClass = newCategorical()
 		}
-		_ = g.predictions.Add(1)
-		if pcName != "" {
-			if g.predictedClass == nil {
-				g.predictedClass = newCategorical()
-			}
-			g.predictedClass.Add(pcName)
+		g.predictedClass.Add(pl.pcName)
+	}
+	if p.HasScore {
+		if g.score == nil {
+			g.score = newLogHist()
 		}
-		if p.HasScore {
-			if g.score == nil {
-				g.score = newLogHist()
-			}
-			_ = g.score.Add(p.Score)
-		}
-		for _, cs := range e.scores {
-			_ = g.clsScore(cs.Class).Add(cs.Score)
-		}
-		if task == definitions.TaskRegression {
-			if g.prediction == nil {
-				g.prediction = newLogHist()
-			}
-			_ = g.prediction.Add(e.pred)
-		}
-		for i := range p.Features {
-			switch r.ftypes[i] {
-			case definitions.Numeric:
-				_ = g.numFeat(r.fcols[i]).Add(p.Features[i].Value.Num())
-			case definitions.Categorical:
-				g.catFeat(r.fcols[i]).Add(p.Features[i].Value.String())
-			}
-		}
-		for i, ms := range p.Measures {
-			g.observeMeasure(r.mcols[i], ms.Value)
+		if pl.scoreOK {
+			g.score.AddObservation(pl.scoreObs)
 		}
 	}
-	return e, pcName
+	for _, cs := range e.scores {
+		_ = g.clsScore(cs.Class).Add(cs.Score)
+	}
+	if pl.regression {
+		if g.prediction == nil {
+			g.prediction = newLogHist()
+		}
+		_ = g.prediction.Add(e.pred)
+	}
+	for i := range pl.feats {
+		f := &pl.feats[i]
+		switch f.op {
+		case featNum:
+			g.numFeat(int(f.col)).AddObservation(f.o)
+		case featCat:
+			g.addCat(int(f.col), f.fi, f.val, p.Features[i].Value.String())
+		}
+	}
+	for i := range pl.meas {
+		ms := &pl.meas[i]
+		if ms.ok {
+			g.observeMeasureObs(int(ms.col), p.Measures[i].Value, ms.o)
+		} else {
+			g.observeMeasure(int(ms.col), p.Measures[i].Value) // NaN: refused, as before
+		}
+	}
+}
+
+// parallelRouteRecords is the smallest batch whose groups are updated by
+// two goroutines.
+const parallelRouteRecords = 256
+
+// applyPlans applies every plan to its groups. With two or more cores and
+// a large batch, the batch's groups are split between two goroutines by
+// their load; each goroutine walks all records in order and updates only
+// its own groups, so every sketch sees exactly the sequential sequence of
+// updates (the result is bit-identical).
+func applyPlans(plans []recPlan) {
+	seq := func() {
+		for i := range plans {
+			for _, g := range plans[i].groups {
+				plans[i].applyTo(g)
+			}
+		}
+	}
+	if len(plans) < parallelRouteRecords || runtime.GOMAXPROCS(0) < 2 {
+		seq()
+		return
+	}
+	var distinct []*group
+	for i := range plans {
+		w := len(plans[i].feats) + len(plans[i].meas) + 4
+		for _, g := range plans[i].groups {
+			if g.load == 0 {
+				distinct = append(distinct, g)
+			}
+			g.load += w
+		}
+	}
+	defer func() {
+		for _, g := range distinct {
+			g.load, g.worker = 0, 0
+		}
+	}()
+	if len(distinct) < 2 {
+		seq()
+		return
+	}
+	sort.SliceStable(distinct, func(i, j int) bool { return distinct[i].load > distinct[j].load })
+	var sum [2]int
+	for _, g := range distinct {
+		w := 0
+		if sum[1] < sum[0] {
+			w = 1
+		}
+		g.worker = uint8(w)
+		sum[w] += g.load
+	}
+	run := func(w uint8) {
+		for i := range plans {
+			for _, g := range plans[i].groups {
+				if g.worker == w {
+					plans[i].applyTo(g)
+				}
+			}
+		}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		run(1)
+	}()
+	run(0)
+	<-done
 }
 
 // label applies a first label to e (inline or joined): the labelled
@@ -961,8 +1236,7 @@ func (r *router) label(idx int, field, model string, e *entry, label definitions
 	r.res.Labels++
 	if at != math.MinInt64 {
 		delay := math.Max(0, float64(at-e.t)/1000)
-		for _, s := range e.slices {
-			g := r.dl.group(r.key(e, model, s))
+		for _, g := range r.groups(e, model) {
 			if g.labelDelay == nil {
 				g.labelDelay = newLogHist()
 			}
@@ -982,8 +1256,7 @@ func (r *router) labelled(idx int, field, model string, e *entry, label definiti
 			return &RecordError{Index: idx, Field: field, Reason: fmt.Sprintf("a regression label must be a number, got %s", label.Kind())}
 		}
 		y := label.Num()
-		for _, s := range e.slices {
-			g := r.dl.group(r.key(e, model, s))
+		for _, g := range r.groups(e, model) {
 			if n > 0 {
 				if g.regression == nil {
 					g.regression = sketch.NewRegression()
@@ -1007,8 +1280,7 @@ func (r *router) labelled(idx int, field, model string, e *entry, label definiti
 			return &RecordError{Index: idx, Field: field, Reason: err.Error()}
 		}
 		pos := isPositive(m, text)
-		for _, s := range e.slices {
-			g := r.dl.group(r.key(e, model, s))
+		for _, g := range r.groups(e, model) {
 			if e.predClass >= 0 {
 				if g.confusion == nil {
 					g.confusion = sketch.NewConfusion()
@@ -1066,8 +1338,8 @@ func (r *router) applyFeedback(idx int, model string, e *entry, label definition
 		}
 		e.measures = append(e.measures, ms.Name)
 		col := r.dl.columns(model).measCol(ms.Name)
-		for _, s := range e.slices {
-			r.dl.group(r.key(e, model, s)).observeMeasure(col, ms.Value)
+		for _, g := range r.groups(e, model) {
+			g.observeMeasure(col, ms.Value)
 		}
 	}
 	return nil
@@ -1116,14 +1388,51 @@ type preRouted struct {
 func (in *Ingester) preRoute(defs *definitions.Definitions, src source, recs []Prediction) *preRouted {
 	pre := &preRouted{dl: newDeltas(), entries: make([]*entry, len(recs)), predNames: make([]string, len(recs))}
 	r := &router{in: in, dl: pre.dl, defs: defs, src: src, res: &pre.res, pre: pre}
+	pb := planPool.Get().(*planBuf)
+	nf, nm := 0, 0
+	for i := range recs {
+		nf, nm = nf+len(recs[i].Features), nm+len(recs[i].Measures)
+	}
+	if cap(pb.feats) < nf {
+		pb.feats = make([]featOp, 0, nf)
+	}
+	if cap(pb.meas) < nm {
+		pb.meas = make([]measOp, 0, nm)
+	}
 	var slices []string
 	for i := range recs {
 		p := &recs[i]
 		m, _ := defs.Model(p.Model)
 		slices = defs.SlicesFor(p.Model, p, slices[:0])
-		pre.entries[i], pre.predNames[i] = r.observe(p, m, slices)
+		pl := r.plan(p, m, slices, &pb.feats, &pb.meas)
+		pre.entries[i], pre.predNames[i] = pl.e, pl.pcName
+		pb.plans = append(pb.plans, pl)
 	}
+	applyPlans(pb.plans)
+	pb.release()
 	return pre
+}
+
+// planBuf holds the plans of a batch being pre-routed.
+type planBuf struct {
+	plans []recPlan
+	feats []featOp
+	meas  []measOp
+}
+
+var planPool = sync.Pool{New: func() any { return new(planBuf) }}
+
+// maxPooledPlans bounds the plans kept in a pooled planBuf.
+const maxPooledPlans = 1 << 14
+
+func (pb *planBuf) release() {
+	if cap(pb.plans) > maxPooledPlans {
+		return
+	}
+	clear(pb.plans) // drop references to records, entries and groups
+	clear(pb.feats)
+	pb.plans, pb.feats, pb.meas = pb.plans[:0], pb.feats[:0], pb.meas[:0]
+	planPool.Put(pb)
 }
 
 // adopt makes a pre-routed batch the transaction's, unless a concurrent

@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 
 	"evalstore/definitions"
@@ -418,6 +420,9 @@ type txn struct {
 	s          *joinStore
 	maxClasses int
 	entries    map[string]*entry
+	// fresh are new entries whose keys are known not to be pending nor in
+	// entries (putNewEntry): appended without a map.
+	fresh      []keyedEntry
 	held       map[string]*held // nil value: deleted
 	newClasses []classAssign
 	classes    map[string]*classMap // staged new classes per model
@@ -441,7 +446,7 @@ func (s *joinStore) begin(maxClasses int) *txn {
 }
 
 func (t *txn) empty() bool {
-	return len(t.entries) == 0 && len(t.held) == 0 && len(t.newClasses) == 0 && len(t.newFeats) == 0
+	return len(t.entries) == 0 && len(t.fresh) == 0 && len(t.held) == 0 && len(t.newClasses) == 0 && len(t.newFeats) == 0
 }
 
 func (t *txn) size() int { return len(t.s.entries) + len(t.s.held) + t.added }
@@ -460,9 +465,18 @@ func (t *txn) putEntry(key string, e *entry) {
 	t.entries[key] = e
 }
 
+// keyedEntry is a staged new entry and its key.
+type keyedEntry struct {
+	key string
+	e   *entry
+}
+
+// putNewEntry stages an entry whose key is neither pending in the store
+// nor staged in t; the key must not be looked up (entry) or staged again in
+// this transaction.
 func (t *txn) putNewEntry(key string, e *entry) {
 	t.added++
-	t.entries[key] = e
+	t.fresh = append(t.fresh, keyedEntry{key, e})
 }
 
 func (t *txn) anyHeld() bool { return len(t.s.held) > 0 || len(t.held) > 0 }
@@ -592,10 +606,10 @@ func (s *joinStore) registeredFeature(model, name string) (definitions.FeatureTy
 	return ft, ok
 }
 
-// encode returns the batch record (sorted keys, so equal batches encode
-// equally).
-func (t *txn) encode(seq, committedThrough uint64) []byte {
-	e := enc{}
+// encode appends the batch record to dst (sorted keys, so equal batches
+// encode equally).
+func (t *txn) encode(dst []byte, seq, committedThrough uint64) []byte {
+	e := enc{b: dst}
 	e.byte(recBatch)
 	e.uvarint(seq)
 	e.uvarint(committedThrough)
@@ -611,15 +625,20 @@ func (t *txn) encode(seq, committedThrough uint64) []byte {
 		e.str(fa.feature)
 		e.byte(featureTypeCode(fa.typ))
 	}
-	keys := make([]string, 0, len(t.entries))
-	for k := range t.entries {
-		keys = append(keys, k)
+	ents := t.fresh
+	if len(t.entries) > 0 {
+		ents = make([]keyedEntry, 0, len(t.fresh)+len(t.entries))
+		ents = append(ents, t.fresh...)
+		for k, p := range t.entries {
+			ents = append(ents, keyedEntry{k, p})
+		}
 	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		encodeEntry(&e, k, t.entries[k])
+	// Sorted by key (keys are distinct): a batch always encodes the same.
+	slices.SortFunc(ents, func(a, b keyedEntry) int { return strings.Compare(a.key, b.key) })
+	for _, ke := range ents {
+		encodeEntry(&e, ke.key, ke.e)
 	}
-	keys = keys[:0]
+	keys := make([]string, 0, len(t.held))
 	for k := range t.held {
 		keys = append(keys, k)
 	}
@@ -645,6 +664,9 @@ func (t *txn) apply() {
 	}
 	for k, e := range t.entries {
 		t.s.entries[k] = e
+	}
+	for _, ke := range t.fresh {
+		t.s.entries[ke.key] = ke.e
 	}
 	for k, h := range t.held {
 		if h == nil {

@@ -39,6 +39,19 @@ type Prediction struct {
 	Label    definitions.Value
 	HasLabel bool
 	Measures []Measure
+	// key is the join key model\x00id when the decoder built it (ID is
+	// a substring of it); IngestPredictions checks it against Model and ID.
+	key string
+}
+
+// joinKey returns p's join key, reusing the decoder's when it still
+// matches Model and ID.
+func (p *Prediction) joinKey() string {
+	k := p.key
+	if len(k) == len(p.Model)+1+len(p.ID) && k[:len(p.Model)] == p.Model && k[len(p.Model)] == 0 && k[len(p.Model)+1:] == p.ID {
+		return k
+	}
+	return joinKey(p.Model, p.ID)
 }
 
 // Get implements definitions.Record without allocating.

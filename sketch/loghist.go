@@ -343,12 +343,58 @@ func (h *LogHistogram) Add(x float64) error {
 		return fmt.Errorf("%w: log histogram observation is NaN", ErrInvalid)
 	}
 	x += 0 // -0 becomes +0 so that min, max and encodings have one zero
+	var i int32
+	if ax := math.Abs(x); ax > h.zt {
+		i = bucketIndex(ax, h.schema)
+	}
+	h.addAt(x, i)
+	return nil
+}
+
+// LogObservation is one value placed in the buckets of a schema and zero
+// threshold (LogHistogram.Observation), so that adding it to many
+// histograms computes its bucket once. The zero value is the observation 0.
+type LogObservation struct {
+	x      float64
+	i      int32
+	schema int32
+	zt     float64
+}
+
+// Observation returns x placed in h's buckets, for AddObservation; h is not
+// modified (concurrent calls on one histogram are safe). NaN is refused as
+// by Add.
+func (h *LogHistogram) Observation(x float64) (LogObservation, error) {
+	if x != x {
+		return LogObservation{}, fmt.Errorf("%w: log histogram observation is NaN", ErrInvalid)
+	}
+	x += 0
+	o := LogObservation{x: x, schema: h.schema, zt: h.zt}
+	if ax := math.Abs(x); ax > h.zt {
+		o.i = bucketIndex(ax, h.schema)
+	}
+	return o, nil
+}
+
+// AddObservation adds o's value to h: exactly Add(value), without
+// recomputing the bucket when h has the schema and zero threshold o was
+// placed in.
+func (h *LogHistogram) AddObservation(o LogObservation) {
+	if o.schema != h.schema || o.zt != h.zt {
+		_ = h.Add(o.x) // o.x is not NaN
+		return
+	}
+	h.addAt(o.x, o.i)
+}
+
+// addAt adds x (not NaN, not -0) whose bucket in h is i (ignored when |x|
+// is at most the zero threshold).
+func (h *LogHistogram) addAt(x float64, i int32) {
 	if ax := math.Abs(x); ax > h.zt {
 		st := &h.pos
 		if x < 0 {
 			st = &h.neg
 		}
-		i := bucketIndex(ax, h.schema)
 		if !st.covers(i, i) {
 			st.reserve(i, i, h.schema)
 		}
@@ -365,7 +411,6 @@ func (h *LogHistogram) Add(x float64) error {
 	}
 	h.count++
 	h.sum = canonicalSum(h.sum + x)
-	return nil
 }
 
 // Merge adds o into h; o is not modified. States of different schemas meet

@@ -1494,3 +1494,47 @@ func BenchmarkLogHistogram(b *testing.B) {
 		})
 	}
 }
+
+// TestLogHistogramAddObservation checks that AddObservation is exactly Add,
+// for histograms of the observation's schema and threshold and of others.
+func TestLogHistogramAddObservation(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	special := []float64{0, math.Copysign(0, -1), 1, -1, 1e-300, -1e-300, math.SmallestNonzeroFloat64,
+		math.MaxFloat64, -math.MaxFloat64, math.Inf(1), math.Inf(-1), 0.5, 2, 1e-128}
+	type cfg struct {
+		schema int32
+		zt     float64
+	}
+	cfgs := []cfg{{8, 0}, {3, 0}, {0, 1e-3}, {-4, 0}, {8, 1e-128}}
+	for _, from := range cfgs {
+		src := newLH(t, from.schema, from.zt)
+		for _, to := range cfgs {
+			want, got := newLH(t, to.schema, to.zt), newLH(t, to.schema, to.zt)
+			xs := append([]float64(nil), special...)
+			for range 2000 {
+				xs = append(xs, (rng.Float64()-0.3)*math.Pow(10, float64(rng.IntN(40)-20)))
+			}
+			for _, x := range xs {
+				o, err := src.Observation(x)
+				if err != nil {
+					t.Fatal(err)
+				}
+				addLH(t, want, x)
+				got.AddObservation(o)
+			}
+			if !bytes.Equal(encLH(want), encLH(got)) {
+				t.Fatalf("observations placed in %+v added to %+v differ from Add", from, to)
+			}
+		}
+	}
+	if _, err := newLH(t, 8, 0).Observation(math.NaN()); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("NaN: %v", err)
+	}
+	// The zero value is the observation 0.
+	want, got := NewDefaultLogHistogram(), NewDefaultLogHistogram()
+	addLH(t, want, 0)
+	got.AddObservation(LogObservation{})
+	if !bytes.Equal(encLH(want), encLH(got)) {
+		t.Fatal("zero LogObservation is not 0")
+	}
+}
