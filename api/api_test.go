@@ -530,7 +530,7 @@ func TestDefinitionsEndpoints(t *testing.T) {
 
 func TestMetrics(t *testing.T) {
 	a := newTestAPI(t, Options{}, nil)
-	a.SetBackend(&Backend{Queryable: testStore(t), Stats: func() tsdb.Stats { return tsdb.Stats{HeadSeries: 7, Flushes: 2} }})
+	a.SetBackend(&Backend{Queryable: testStore(t), Stats: func() tsdb.Stats { return tsdb.Stats{HeadSeries: 7, Flushes: 2, Compactions: 3, Downsamples: 1} }})
 	h := a.Handler()
 	do(t, h, http.MethodGet, "/api/v1/query?query=up&time=10", nil)
 	do(t, h, http.MethodGet, "/api/v1/query_range?query=up&start=0&end=10&step=5", nil)
@@ -541,6 +541,8 @@ func TestMetrics(t *testing.T) {
 		`evalstore_http_requests_total{code="200",handler="query"} 1`,
 		`evalstore_tsdb_head_series 7`,
 		`evalstore_tsdb_flushes_total 2`,
+		`evalstore_tsdb_compactions_total 3`,
+		`evalstore_tsdb_downsamples_total 1`,
 		`evalstore_ready 1`,
 		`evalstore_remote_write_samples_total{kind="float"} 0`,
 		"go_goroutines",

@@ -128,13 +128,18 @@ var (
 	descWALFsyncSecs  = desc("evalstore_tsdb_wal_fsync_duration_seconds_total", "Time spent in WAL fsyncs.")
 	descWALSegments   = desc("evalstore_tsdb_wal_segments", "WAL segment files.")
 	descReady         = desc("evalstore_ready", "1 once storage is open and the API serves, else 0.")
+	descCompactions   = desc("evalstore_tsdb_compactions_total", "Compaction jobs that merged flush blocks into partitions.")
+	descDownsamples   = desc("evalstore_tsdb_downsamples_total", "Jobs that rewrote partitions at a coarser resolution.")
+	descRetention     = desc("evalstore_tsdb_retention_deletes_total", "Jobs that deleted partitions past retention.")
+	descCompactErrors = desc("evalstore_tsdb_compaction_errors_total", "Failed compaction, downsampling or retention jobs.")
+	descLastCompact   = desc("evalstore_tsdb_last_compaction_duration_seconds", "Duration of the last compaction run that ran a job.")
 )
 
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descSeries, descHeadSeries, descHeadBuckets, descHeadSamples, descHeadBytes,
 		descBlocks, descBlockBytes, descCommits, descMerges, descFloats, descFloatsDropped, descApplyErrors, descFlushes,
 		descFlushErrors, descLastFlush, descReplayed, descWALRecords, descWALBytes, descWALFsyncs, descWALFsyncSecs,
-		descWALSegments, descReady} {
+		descWALSegments, descReady, descCompactions, descDownsamples, descRetention, descCompactErrors, descLastCompact} {
 		ch <- d
 	}
 }
@@ -175,4 +180,9 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	cnt(descWALFsyncs, float64(s.WAL.Fsyncs))
 	cnt(descWALFsyncSecs, s.WAL.FsyncDuration.Seconds())
 	g(descWALSegments, float64(s.WAL.Segments))
+	cnt(descCompactions, float64(s.Compactions))
+	cnt(descDownsamples, float64(s.Downsamples))
+	cnt(descRetention, float64(s.RetentionDeletes))
+	cnt(descCompactErrors, float64(s.CompactionErrors))
+	g(descLastCompact, s.LastCompactionDuration.Seconds())
 }
