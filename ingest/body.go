@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
@@ -200,6 +201,29 @@ func readBody(b Body, lim Limits) (*bytes.Buffer, bodyFormat, error) {
 	return buf, f, nil
 }
 
+// keyChunk is the size of the arenas of join keys: pending keys are held by
+// the join map until expiry, and a few large objects are cheaper for the GC
+// than one small one per prediction.
+const keyChunk = 16 << 10
+
+// joinKeyOf returns model\x00id in d's key arena. Bytes of the arena are
+// written once, before the string that views them is made, and never again
+// (a full chunk is replaced, not reused), so the strings are immutable.
+func (d *decoder) joinKeyOf(model string, id []byte) string {
+	n := len(model) + 1 + len(id)
+	if n > keyChunk/16 {
+		return model + "\x00" + string(id)
+	}
+	if cap(d.keyBuf)-len(d.keyBuf) < n {
+		d.keyBuf = make([]byte, 0, keyChunk)
+	}
+	off := len(d.keyBuf)
+	d.keyBuf = append(d.keyBuf, model...)
+	d.keyBuf = append(d.keyBuf, 0)
+	d.keyBuf = append(d.keyBuf, id...)
+	return unsafe.String(&d.keyBuf[off], n)
+}
+
 // decoder turns JSON into records, checking every field. It is used by one
 // goroutine for one request.
 type decoder struct {
@@ -220,6 +244,7 @@ type decoder struct {
 	mslab    []Measure    // slab of prediction measures (not reused)
 	recs     []Prediction // record buffer reused across requests
 	idBuf    []byte       // a numeric id's text
+	keyBuf   []byte       // arena of join keys (see joinKeyOf); never rewritten
 	lastName [2]string    // last model and version
 	featKeys []string     // positional caches of key strings
 	attrKeys []string
@@ -706,7 +731,7 @@ func (d *decoder) prediction(idx int, prefix string, v *fastjson.Value, p *Predi
 	if haveID {
 		if haveModel && ev == nil {
 			// The join key model\x00id and the id share one allocation.
-			p.key = p.Model + "\x00" + string(idText)
+			p.key = d.joinKeyOf(p.Model, idText)
 			p.ID = p.key[len(p.Model)+1:]
 		} else {
 			p.ID = string(idText)

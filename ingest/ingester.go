@@ -739,7 +739,14 @@ func (in *Ingester) run(res *Result, src source, defs *definitions.Definitions, 
 		in.count(res)
 		return nil
 	}
-	err := in.store.w.Log(rec) // copies rec
+	// The batch's series are labelled and encoded (pure work on the
+	// batch's own deltas) while its intent is logged and fsynced; they
+	// reach the Storage only in the batch's turn, as before.
+	logged := make(chan error, 1)
+	go func() { logged <- in.store.w.Log(rec) }() // copies rec
+	var prep recorder
+	perr := dl.appendTo(&prep)
+	err := <-logged
 	if cap(rec) <= maxPooledRec {
 		*recBuf = rec
 		recPool.put(recBuf)
@@ -752,7 +759,7 @@ func (in *Ingester) run(res *Result, src source, defs *definitions.Definitions, 
 		err = in.failed
 	}
 	if err == nil {
-		err = in.appendCommit(dl)
+		err = in.commitRecorded(&prep, perr)
 	}
 	if err != nil {
 		if in.failed == nil {
@@ -800,6 +807,56 @@ func (in *Ingester) appendCommit(dl *deltas) error {
 	if err := dl.appendTo(app); err != nil {
 		app.Rollback()
 		return fmt.Errorf("ingest: storage: %w", err)
+	}
+	if err := app.Commit(); err != nil {
+		return fmt.Errorf("ingest: storage: %w", err)
+	}
+	return nil
+}
+
+// recorder is an Appender that keeps what is appended, for replay into a
+// Storage's Appender (commitRecorded).
+type recorder struct{ calls []recCall }
+
+type recCall struct {
+	lset  labels.Labels
+	t     int64
+	delta []byte
+	v     float64
+	float bool // a float sample v, else a sketch delta
+}
+
+func (r *recorder) AddSketch(lset labels.Labels, t int64, delta []byte) error {
+	r.calls = append(r.calls, recCall{lset: lset, t: t, delta: delta})
+	return nil
+}
+
+func (r *recorder) AddFloat(lset labels.Labels, t int64, v float64) error {
+	r.calls = append(r.calls, recCall{lset: lset, t: t, v: v, float: true})
+	return nil
+}
+
+func (r *recorder) Commit() error { return nil }
+func (r *recorder) Rollback()     {}
+
+// commitRecorded appends what rec recorded (perr: the error recording
+// returned) to a Storage Appender and commits, as appendCommit does.
+func (in *Ingester) commitRecorded(rec *recorder, perr error) error {
+	if perr != nil {
+		return fmt.Errorf("ingest: storage: %w", perr)
+	}
+	app := in.cfg.Storage.Appender()
+	for _, c := range rec.calls {
+		var err error
+		if c.float {
+			err = app.AddFloat(c.lset, c.t, c.v)
+		} else {
+			err = app.AddSketch(c.lset, c.t, c.delta)
+		}
+		if err != nil {
+			app.Rollback()
+			return fmt.Errorf("ingest: storage: %w", err)
+		}
 	}
 	if err := app.Commit(); err != nil {
 		return fmt.Errorf("ingest: storage: %w", err)
@@ -879,6 +936,12 @@ type router struct {
 	// distinct slice lists of the batch (shared by entries)
 	sliceLists [][]string
 	pre        *preRouted // set while pre-routing
+	// ents is a slab of entries for plan (one allocation per batch
+	// instead of one per record: fewer heap objects for the GC to mark
+	// while predictions are pending; entries are deleted only on expiry,
+	// and feedback updates an entry in place, so a slab's entries live
+	// and die together).
+	ents []entry
 	// groups of recent (model, version, bucket, slice list), so that a
 	// record resolves its slices' groups once, not once per sketch family
 	// and slice; valid for gcacheDL only.
@@ -1040,7 +1103,13 @@ type recPlan struct {
 // operations to *feats and *meas.
 func (r *router) plan(p *Prediction, m *definitions.Model, slices []string, feats *[]featOp, meas *[]measOp) recPlan {
 	task := taskOf(m, p)
-	e := &entry{t: p.Time, version: p.Version, task: codeOf(task), predClass: -1, hasScore: p.HasScore, score: p.Score}
+	var e *entry
+	if len(r.ents) > 0 {
+		e, r.ents = &r.ents[0], r.ents[1:]
+	} else {
+		e = new(entry)
+	}
+	*e = entry{t: p.Time, version: p.Version, task: codeOf(task), predClass: -1, hasScore: p.HasScore, score: p.Score}
 	e.slices = r.sliceList(slices)
 	pl := recPlan{p: p, e: e, regression: task == definitions.TaskRegression}
 	if task == definitions.TaskBinary || task == definitions.TaskMulticlass {
@@ -1387,7 +1456,7 @@ type preRouted struct {
 // core; the lock then only makes join decisions.
 func (in *Ingester) preRoute(defs *definitions.Definitions, src source, recs []Prediction) *preRouted {
 	pre := &preRouted{dl: newDeltas(), entries: make([]*entry, len(recs)), predNames: make([]string, len(recs))}
-	r := &router{in: in, dl: pre.dl, defs: defs, src: src, res: &pre.res, pre: pre}
+	r := &router{in: in, dl: pre.dl, defs: defs, src: src, res: &pre.res, pre: pre, ents: make([]entry, len(recs))}
 	pb := planPool.Get().(*planBuf)
 	nf, nm := 0, 0
 	for i := range recs {

@@ -625,18 +625,20 @@ func (t *txn) encode(dst []byte, seq, committedThrough uint64) []byte {
 		e.str(fa.feature)
 		e.byte(featureTypeCode(fa.typ))
 	}
-	ents := t.fresh
+	// New entries in the batch's order, then updated ones sorted by key
+	// (keys are distinct): a batch always encodes the same.
+	for _, ke := range t.fresh {
+		encodeEntry(&e, ke.key, ke.e)
+	}
 	if len(t.entries) > 0 {
-		ents = make([]keyedEntry, 0, len(t.fresh)+len(t.entries))
-		ents = append(ents, t.fresh...)
+		ents := make([]keyedEntry, 0, len(t.entries))
 		for k, p := range t.entries {
 			ents = append(ents, keyedEntry{k, p})
 		}
-	}
-	// Sorted by key (keys are distinct): a batch always encodes the same.
-	slices.SortFunc(ents, func(a, b keyedEntry) int { return strings.Compare(a.key, b.key) })
-	for _, ke := range ents {
-		encodeEntry(&e, ke.key, ke.e)
+		slices.SortFunc(ents, func(a, b keyedEntry) int { return strings.Compare(a.key, b.key) })
+		for _, ke := range ents {
+			encodeEntry(&e, ke.key, ke.e)
+		}
 	}
 	keys := make([]string, 0, len(t.held))
 	for k := range t.held {
@@ -663,7 +665,14 @@ func (t *txn) apply() {
 		t.s.setFeature(fa.model, fa.feature, fa.typ)
 	}
 	for k, e := range t.entries {
-		t.s.entries[k] = e
+		// An updated entry is copied into the pending one (allocated in
+		// a batch's slab, see router.ents) rather than replacing it, so
+		// that the slab slot is not kept alive beside its copy.
+		if old := t.s.entries[k]; old != nil {
+			*old = *e
+		} else {
+			t.s.entries[k] = e
+		}
 	}
 	for _, ke := range t.fresh {
 		t.s.entries[ke.key] = ke.e
