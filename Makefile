@@ -5,7 +5,7 @@ DATA_DIR ?= ./data
 RACE_PKGS ?= ./sketch/... ./tsdb/... ./query/... ./ingest/... ./definitions/... ./api/... ./rules/... ./cmd/...
 BENCHTIME ?= 1s
 
-.PHONY: all build run test fmt-check vet staticcheck unit bench fuzz clean
+.PHONY: all build run test fmt-check vet staticcheck unit bench bench-peers fuzz clean
 
 all: build
 
@@ -40,6 +40,13 @@ unit:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...
+
+# Comparisons against real peers in the same binary (see bench/README.md).
+bench-peers:
+	$(GO) test -run '^$$' -bench FloatAppend -benchmem -count 6 ./tsdb/
+	$(GO) test -run '^$$' -bench RemoteWrite -benchmem -count 6 ./ingest/remotewrite/
+	$(GO) test -run '^$$' -bench Grafana7d -benchmem -count 6 ./query/
+	$(GO) test -run '^$$' -bench Parse -benchmem -count 6 ./query/parser/
 
 fuzz:
 	FUZZTIME=$${FUZZTIME:-10s} ./scripts/fuzz.sh
