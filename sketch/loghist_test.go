@@ -1391,26 +1391,20 @@ func FuzzDecodeLogHistogram(f *testing.F) {
 		f.Add(c)
 	}
 	f.Fuzz(func(t *testing.T, src []byte) {
-		var h LogHistogram
-		if err := h.UnmarshalBinary(src); err != nil {
-			if !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrFormat) {
-				t.Fatalf("error %v wraps neither ErrCorrupt nor ErrFormat", err)
-			}
+		s := decodeRoundTrip(t, src, func() Sketch { return &LogHistogram{} })
+		if s == nil {
 			return
 		}
-		enc := encLH(&h)
-		var h2 LogHistogram
-		if err := h2.UnmarshalBinary(enc); err != nil {
+		h := s.(*LogHistogram)
+		h2 := &LogHistogram{}
+		if err := h2.UnmarshalBinary(encLH(h)); err != nil {
 			t.Fatalf("re-decode: %v", err)
-		}
-		if !bytes.Equal(encLH(&h2), enc) {
-			t.Fatal("re-encoding is not stable")
 		}
 		// Reads and merges of any decodable state are safe.
 		h.Quantile(0.5)
 		h.CDF(1)
 		h.AppendBreakpoints(nil)
-		h2.Merge(&h)
+		h2.Merge(h)
 		if err := h2.DecodeAndMerge(src); err != nil {
 			t.Fatalf("DecodeAndMerge of decodable input: %v", err)
 		}
