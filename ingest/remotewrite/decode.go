@@ -91,25 +91,8 @@ func (d *decoder) decodeV1(raw []byte) error {
 		}
 		for j := range ts.Histograms {
 			hp := &ts.Histograms[j]
-			in := nativeIn{
-				t: hp.Timestamp, sum: hp.Sum, schema: hp.Schema, zt: hp.ZeroThreshold,
-				posDeltas: hp.PositiveDeltas, negDeltas: hp.NegativeDeltas,
-				posCounts: hp.PositiveCounts, negCounts: hp.NegativeCounts,
-				custom: len(hp.CustomValues),
-			}
-			if _, ok := hp.Count.(*prompb.Histogram_CountFloat); ok {
-				in.isFloat, in.countFloat, in.zeroFloat = true, hp.GetCountFloat(), hp.GetZeroCountFloat()
-			} else {
-				in.countInt, in.zeroInt = hp.GetCountInt(), hp.GetZeroCountInt()
-			}
-			d.posSp, d.negSp = d.posSp[:0], d.negSp[:0]
-			for _, sp := range hp.PositiveSpans {
-				d.posSp = append(d.posSp, sketch.Span{Offset: sp.Offset, Length: sp.Length})
-			}
-			for _, sp := range hp.NegativeSpans {
-				d.negSp = append(d.negSp, sketch.Span{Offset: sp.Offset, Length: sp.Length})
-			}
-			in.posSpans, in.negSpans = d.posSp, d.negSp
+			_, isFloat := hp.Count.(*prompb.Histogram_CountFloat)
+			in := nativeInput[prompb.BucketSpan](d, hp, isFloat)
 			if reason := d.addHistogram(&in); reason != "" {
 				d.problem(Problem{Series: lset.String(), Item: "histogram", Index: j, Timestamp: hp.Timestamp, Reason: reason})
 			}
@@ -202,25 +185,8 @@ func (d *decoder) decodeV2(raw []byte) error {
 		}
 		for j := range ts.Histograms {
 			hp := &ts.Histograms[j]
-			in := nativeIn{
-				t: hp.Timestamp, sum: hp.Sum, schema: hp.Schema, zt: hp.ZeroThreshold,
-				posDeltas: hp.PositiveDeltas, negDeltas: hp.NegativeDeltas,
-				posCounts: hp.PositiveCounts, negCounts: hp.NegativeCounts,
-				custom: len(hp.CustomValues),
-			}
-			if _, ok := hp.Count.(*writev2.Histogram_CountFloat); ok {
-				in.isFloat, in.countFloat, in.zeroFloat = true, hp.GetCountFloat(), hp.GetZeroCountFloat()
-			} else {
-				in.countInt, in.zeroInt = hp.GetCountInt(), hp.GetZeroCountInt()
-			}
-			d.posSp, d.negSp = d.posSp[:0], d.negSp[:0]
-			for _, sp := range hp.PositiveSpans {
-				d.posSp = append(d.posSp, sketch.Span{Offset: sp.Offset, Length: sp.Length})
-			}
-			for _, sp := range hp.NegativeSpans {
-				d.negSp = append(d.negSp, sketch.Span{Offset: sp.Offset, Length: sp.Length})
-			}
-			in.posSpans, in.negSpans = d.posSp, d.negSp
+			_, isFloat := hp.Count.(*writev2.Histogram_CountFloat)
+			in := nativeInput[writev2.BucketSpan](d, hp, isFloat)
 			if reason := d.addHistogram(&in); reason != "" {
 				d.problem(Problem{Series: series(), Item: "histogram", Index: j, Timestamp: hp.Timestamp, Reason: reason})
 			}
@@ -231,6 +197,57 @@ func (d *decoder) decodeV2(raw []byte) error {
 }
 
 // nativeIn is a native histogram sample of either protocol version.
+// protoHistogram is what the 1.0 (prompb) and 2.0 (writev2) histogram
+// messages have in common; S is their bucket-span type.
+type protoHistogram[S any] interface {
+	GetTimestamp() int64
+	GetSum() float64
+	GetSchema() int32
+	GetZeroThreshold() float64
+	GetPositiveDeltas() []int64
+	GetNegativeDeltas() []int64
+	GetPositiveCounts() []float64
+	GetNegativeCounts() []float64
+	GetCustomValues() []float64
+	GetCountFloat() float64
+	GetZeroCountFloat() float64
+	GetCountInt() uint64
+	GetZeroCountInt() uint64
+	GetPositiveSpans() []S
+	GetNegativeSpans() []S
+}
+
+// nativeInput converts either protocol's histogram message to nativeIn;
+// the spans go to the decoder's scratch slices, valid until the next call.
+func nativeInput[S any, P interface {
+	*S
+	GetOffset() int32
+	GetLength() uint32
+}](d *decoder, hp protoHistogram[S], isFloat bool) nativeIn {
+	in := nativeIn{
+		t: hp.GetTimestamp(), sum: hp.GetSum(), schema: hp.GetSchema(), zt: hp.GetZeroThreshold(),
+		posDeltas: hp.GetPositiveDeltas(), negDeltas: hp.GetNegativeDeltas(),
+		posCounts: hp.GetPositiveCounts(), negCounts: hp.GetNegativeCounts(),
+		custom: len(hp.GetCustomValues()), isFloat: isFloat,
+	}
+	if isFloat {
+		in.countFloat, in.zeroFloat = hp.GetCountFloat(), hp.GetZeroCountFloat()
+	} else {
+		in.countInt, in.zeroInt = hp.GetCountInt(), hp.GetZeroCountInt()
+	}
+	spans := func(dst []sketch.Span, src []S) []sketch.Span {
+		for i := range src {
+			sp := P(&src[i])
+			dst = append(dst, sketch.Span{Offset: sp.GetOffset(), Length: sp.GetLength()})
+		}
+		return dst
+	}
+	d.posSp = spans(d.posSp[:0], hp.GetPositiveSpans())
+	d.negSp = spans(d.negSp[:0], hp.GetNegativeSpans())
+	in.posSpans, in.negSpans = d.posSp, d.negSp
+	return in
+}
+
 type nativeIn struct {
 	t                    int64
 	isFloat              bool
