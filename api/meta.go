@@ -86,7 +86,7 @@ func (a *API) labelNames(r *http.Request, b *Backend) result {
 	if err != nil {
 		return errResult(errorInternal, err)
 	}
-	defer q.Close()
+	defer a.closeQuerier(q)
 	names, err := labelSets(sets, func(ms ...*labels.Matcher) ([]string, error) {
 		return q.LabelNames(r.Context(), ms...)
 	})
@@ -117,7 +117,7 @@ func (a *API) labelValues(r *http.Request, b *Backend) result {
 	if err != nil {
 		return errResult(errorInternal, err)
 	}
-	defer q.Close()
+	defer a.closeQuerier(q)
 	vals, err := labelSets(sets, func(ms ...*labels.Matcher) ([]string, error) {
 		return q.LabelValues(r.Context(), name, ms...)
 	})
@@ -144,7 +144,7 @@ func (a *API) series(r *http.Request, b *Backend) result {
 	if err != nil {
 		return errResult(errorInternal, err)
 	}
-	defer q.Close()
+	defer a.closeQuerier(q)
 	var out []labels.Labels
 	for _, ms := range sets {
 		ss := q.Select(r.Context(), series.Hints{Mint: mint, Maxt: maxt}, ms...)
@@ -327,7 +327,7 @@ func (a *API) models(r *http.Request, b *Backend) result {
 	if err != nil {
 		return errResult(errorInternal, err)
 	}
-	defer q.Close()
+	defer a.closeQuerier(q)
 	byName := map[string]*modelInfo{}
 	get := func(n string) *modelInfo {
 		if m, ok := byName[n]; ok {
@@ -377,7 +377,7 @@ func (a *API) slices(r *http.Request, b *Backend) result {
 	if err != nil {
 		return errResult(errorInternal, err)
 	}
-	defer q.Close()
+	defer a.closeQuerier(q)
 	byName := map[string]*sliceInfo{}
 	if a.opts.Definitions != nil {
 		for _, s := range a.opts.Definitions.Current().Slices() {
@@ -403,4 +403,12 @@ func (a *API) slices(r *http.Request, b *Backend) result {
 	}
 	slices.SortFunc(out, func(x, y *sliceInfo) int { return strings.Compare(x.Name, y.Name) })
 	return result{data: out}
+}
+
+// closeQuerier releases a querier after a response is computed; a failure
+// cannot change the response any more, so it is logged.
+func (a *API) closeQuerier(q series.Querier) {
+	if err := q.Close(); err != nil {
+		a.log.Warn("closing storage querier", "err", err)
+	}
 }

@@ -149,7 +149,11 @@ func (e *Engine) exec(ctx context.Context, q Queryable, expr string, start, end,
 	if err != nil {
 		return Result{}, &Error{Type: ErrExecution, Err: fmt.Errorf("opening storage: %w", err)}
 	}
-	defer querier.Close()
+	defer func() {
+		if cerr := querier.Close(); cerr != nil && err == nil {
+			res, err = Result{}, &Error{Type: ErrExecution, Err: fmt.Errorf("closing storage: %w", cerr)}
+		}
+	}()
 
 	if interval == 0 {
 		interval = 1

@@ -155,7 +155,11 @@ func (g *Group) restoreForState(ctx context.Context, ts time.Time) {
 		m.log.Error("restoring alert state: opening storage", "err", err)
 		return
 	}
-	defer q.Close()
+	defer func() {
+		if err := q.Close(); err != nil {
+			m.log.Warn("restoring alert state: closing storage", "err", err)
+		}
+	}()
 	for _, r := range g.rules {
 		ar, ok := r.(*AlertingRule)
 		if !ok {

@@ -67,12 +67,16 @@ func idTime(id string) int64 {
 
 // readAll reads every bucket and float sample of b, returning the first
 // error (a corrupt chunk).
-func readAll(b blockHandle) error {
+func readAll(b blockHandle) (err error) {
 	q, err := b.querier(math.MinInt64, math.MaxInt64)
 	if err != nil {
 		return err
 	}
-	defer q.Close()
+	defer func() {
+		if cerr := q.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
 	set := q.Select(context.Background(), series.Hints{Mint: math.MinInt64, Maxt: math.MaxInt64},
 		labels.MustNewMatcher(labels.MatchRegexp, "__name__", ".+"))
 	var bit series.BucketIterator

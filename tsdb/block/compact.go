@@ -22,7 +22,7 @@ import (
 // union of the inputs' sources. The inputs are left as they are (deleting
 // them is the caller's job, after the result is durable). With no data in
 // range Compact returns ErrEmpty and creates nothing.
-func Compact(parent string, blocks []*Block, resolution, mint, maxt int64) (Meta, error) {
+func Compact(parent string, blocks []*Block, resolution, mint, maxt int64) (meta Meta, err error) {
 	if len(blocks) == 0 {
 		return Meta{}, ErrEmpty
 	}
@@ -46,12 +46,20 @@ func Compact(parent string, blocks []*Block, resolution, mint, maxt int64) (Meta
 	sources = slices.Compact(sources)
 
 	sets := make([]series.SeriesSet, 0, len(blocks))
+	qs := make([]series.Querier, 0, len(blocks))
+	defer func() {
+		for _, q := range qs {
+			if cerr := q.Close(); cerr != nil && err == nil {
+				meta, err = Meta{}, fmt.Errorf("compact: close querier: %w", cerr)
+			}
+		}
+	}()
 	for _, b := range blocks {
 		q, err := b.Querier(mint, maxt)
 		if err != nil {
 			return Meta{}, err
 		}
-		defer q.Close()
+		qs = append(qs, q)
 		sets = append(sets, q.Select(context.Background(), series.Hints{Mint: mint, Maxt: maxt}))
 	}
 	return write(parent, resolution, MergeSeriesSets(sets...), level+1, sources, maxSegmentSize)
