@@ -18,6 +18,11 @@ const (
 	// KindFloat series hold Prometheus float samples (one value per
 	// timestamp, staleness markers kept), as remote-write delivers them.
 	KindFloat Kind = 2
+	// KindHistogram series hold Prometheus native histogram samples (one
+	// cumulative or gauge histogram per timestamp, staleness markers
+	// kept), as remote-write delivers them. Like float samples they are
+	// points, not deltas: a sample is never merged with another.
+	KindHistogram Kind = 3
 )
 
 func (k Kind) String() string {
@@ -26,6 +31,8 @@ func (k Kind) String() string {
 		return "sketch"
 	case KindFloat:
 		return "float"
+	case KindHistogram:
+		return "histogram"
 	}
 	return "unknown"
 }
@@ -70,8 +77,12 @@ type Series interface {
 	// it when it is of the right concrete type. For float series it
 	// returns an empty iterator.
 	Buckets(reuse BucketIterator) BucketIterator
-	// Samples returns an iterator over a float series' samples, reusing it
-	// when possible. For sketch series it returns an empty iterator.
+	// Samples returns an iterator over a float or histogram series'
+	// samples, reusing it when possible. A float series' iterator yields
+	// chunkenc.ValFloat, a histogram series' chunkenc.ValFloatHistogram
+	// (AtFloatHistogram copies into the histogram passed in, as in
+	// Prometheus; a staleness marker has Sum = value.StaleNaN). For sketch
+	// series it returns an empty iterator.
 	Samples(reuse chunkenc.Iterator) chunkenc.Iterator
 }
 
