@@ -2,6 +2,7 @@ package remotewrite
 
 import (
 	"fmt"
+	"math"
 	"unicode/utf8"
 
 	"github.com/prometheus/common/model"
@@ -10,8 +11,6 @@ import (
 	"github.com/prometheus/prometheus/model/value"
 	"github.com/prometheus/prometheus/prompb"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
-
-	"evalstore/sketch"
 )
 
 // checkLabel validates one label of a series whose labels arrive in order.
@@ -92,8 +91,7 @@ func (d *decoder) decodeV1(raw []byte) error {
 		for j := range ts.Histograms {
 			hp := &ts.Histograms[j]
 			_, isFloat := hp.Count.(*prompb.Histogram_CountFloat)
-			in := nativeInput[prompb.BucketSpan](d, hp, isFloat)
-			if reason := d.addHistogram(&in); reason != "" {
+			if reason := addHistogram[prompb.BucketSpan](d, hp, isFloat, histogram.CounterResetHint(hp.ResetHint)); reason != "" {
 				d.problem(Problem{Series: lset.String(), Item: "histogram", Index: j, Timestamp: hp.Timestamp, Reason: reason})
 			}
 		}
@@ -186,8 +184,7 @@ func (d *decoder) decodeV2(raw []byte) error {
 		for j := range ts.Histograms {
 			hp := &ts.Histograms[j]
 			_, isFloat := hp.Count.(*writev2.Histogram_CountFloat)
-			in := nativeInput[writev2.BucketSpan](d, hp, isFloat)
-			if reason := d.addHistogram(&in); reason != "" {
+			if reason := addHistogram[writev2.BucketSpan](d, hp, isFloat, histogram.CounterResetHint(hp.ResetHint)); reason != "" {
 				d.problem(Problem{Series: series(), Item: "histogram", Index: j, Timestamp: hp.Timestamp, Reason: reason})
 			}
 		}
@@ -196,7 +193,6 @@ func (d *decoder) decodeV2(raw []byte) error {
 	return nil
 }
 
-// nativeIn is a native histogram sample of either protocol version.
 // protoHistogram is what the 1.0 (prompb) and 2.0 (writev2) histogram
 // messages have in common; S is their bucket-span type.
 type protoHistogram[S any] interface {
@@ -217,169 +213,122 @@ type protoHistogram[S any] interface {
 	GetNegativeSpans() []S
 }
 
-// nativeInput converts either protocol's histogram message to nativeIn;
-// the spans go to the decoder's scratch slices, valid until the next call.
-func nativeInput[S any, P interface {
+// addHistogram converts either protocol's histogram message into a
+// FloatHistogram appended to d.hists, in memory the decoder reuses across
+// requests, or returns why the message is invalid. isFloat says which of
+// the count oneofs is set; hint is the message's reset hint (both protocol
+// enums number their values as histogram.CounterResetHint does).
+func addHistogram[S any, P interface {
 	*S
 	GetOffset() int32
 	GetLength() uint32
-}](d *decoder, hp protoHistogram[S], isFloat bool) nativeIn {
-	in := nativeIn{
-		t: hp.GetTimestamp(), sum: hp.GetSum(), schema: hp.GetSchema(), zt: hp.GetZeroThreshold(),
-		posDeltas: hp.GetPositiveDeltas(), negDeltas: hp.GetNegativeDeltas(),
-		posCounts: hp.GetPositiveCounts(), negCounts: hp.GetNegativeCounts(),
-		custom: len(hp.GetCustomValues()), isFloat: isFloat,
+}](d *decoder, hp protoHistogram[S], isFloat bool, hint histogram.CounterResetHint) string {
+	fh := d.nextHistogram()
+	t := hp.GetTimestamp()
+	if value.IsStaleNaN(hp.GetSum()) {
+		// Prometheus's own staleness marker: only Sum matters.
+		*fh = histogram.FloatHistogram{Sum: hp.GetSum(), PositiveSpans: fh.PositiveSpans[:0], NegativeSpans: fh.NegativeSpans[:0],
+			PositiveBuckets: fh.PositiveBuckets[:0], NegativeBuckets: fh.NegativeBuckets[:0]}
+		d.hists = append(d.hists, histPoint{t: t, h: fh})
+		return ""
 	}
-	if isFloat {
-		in.countFloat, in.zeroFloat = hp.GetCountFloat(), hp.GetZeroCountFloat()
-	} else {
-		in.countInt, in.zeroInt = hp.GetCountInt(), hp.GetZeroCountInt()
+	schema := hp.GetSchema()
+	custom := hp.GetCustomValues()
+	switch {
+	case schema != histogram.CustomBucketsSchema && (schema < histogram.ExponentialSchemaMin || schema > histogram.ExponentialSchemaMaxReserved):
+		return fmt.Sprintf("invalid schema %d: must be in [%d, %d] (exponential) or %d (custom buckets)",
+			schema, histogram.ExponentialSchemaMin, histogram.ExponentialSchemaMaxReserved, histogram.CustomBucketsSchema)
+	case schema != histogram.CustomBucketsSchema && len(custom) > 0:
+		return fmt.Sprintf("exponential schema %d with %d custom bucket bounds", schema, len(custom))
+	case isFloat && (len(hp.GetPositiveDeltas()) > 0 || len(hp.GetNegativeDeltas()) > 0):
+		return "float histogram with integer bucket deltas"
+	case !isFloat && (len(hp.GetPositiveCounts()) > 0 || len(hp.GetNegativeCounts()) > 0):
+		return "integer histogram with float bucket counts"
+	case hint > histogram.GaugeType:
+		return fmt.Sprintf("unknown reset hint %d", hint)
 	}
-	spans := func(dst []sketch.Span, src []S) []sketch.Span {
+	spans := func(dst []histogram.Span, src []S) []histogram.Span {
 		for i := range src {
 			sp := P(&src[i])
-			dst = append(dst, sketch.Span{Offset: sp.GetOffset(), Length: sp.GetLength()})
+			dst = append(dst, histogram.Span{Offset: sp.GetOffset(), Length: sp.GetLength()})
 		}
 		return dst
 	}
-	d.posSp = spans(d.posSp[:0], hp.GetPositiveSpans())
-	d.negSp = spans(d.negSp[:0], hp.GetNegativeSpans())
-	in.posSpans, in.negSpans = d.posSp, d.negSp
-	return in
-}
-
-type nativeIn struct {
-	t                    int64
-	isFloat              bool
-	countInt, zeroInt    uint64
-	countFloat           float64
-	zeroFloat            float64
-	sum                  float64
-	schema               int32
-	zt                   float64
-	posSpans, negSpans   []sketch.Span
-	posDeltas, negDeltas []int64
-	posCounts, negCounts []float64
-	custom               int
-}
-
-// addHistogram converts a native histogram sample into an encoded
-// LogHistogram state appended to d.states, or returns why it cannot.
-func (d *decoder) addHistogram(in *nativeIn) string {
-	if value.IsStaleNaN(in.sum) {
-		d.hists = append(d.hists, histPoint{t: in.t, stale: true})
-		return ""
+	*fh = histogram.FloatHistogram{
+		CounterResetHint: hint,
+		Schema:           schema,
+		ZeroThreshold:    hp.GetZeroThreshold(),
+		Sum:              hp.GetSum(),
+		PositiveSpans:    spans(fh.PositiveSpans[:0], hp.GetPositiveSpans()),
+		NegativeSpans:    spans(fh.NegativeSpans[:0], hp.GetNegativeSpans()),
+		PositiveBuckets:  fh.PositiveBuckets[:0],
+		NegativeBuckets:  fh.NegativeBuckets[:0],
+		CustomValues:     fh.CustomValues[:0],
 	}
-	switch {
-	case in.schema == histogram.CustomBucketsSchema:
-		return "custom-bucket histograms (NHCB, schema -53) are not supported: their bounds are arbitrary and cannot be stored losslessly as a log histogram"
-	case in.schema < histogram.ExponentialSchemaMin || in.schema > histogram.ExponentialSchemaMaxReserved:
-		return fmt.Sprintf("invalid schema %d: must be in [%d, %d] (exponential) or %d (custom buckets)",
-			in.schema, histogram.ExponentialSchemaMin, histogram.ExponentialSchemaMaxReserved, histogram.CustomBucketsSchema)
-	case in.custom > 0:
-		return fmt.Sprintf("exponential schema %d with %d custom bucket bounds", in.schema, in.custom)
-	case in.isFloat && (len(in.posDeltas) > 0 || len(in.negDeltas) > 0):
-		return "float histogram with integer bucket deltas"
-	case !in.isFloat && (len(in.posCounts) > 0 || len(in.negCounts) > 0):
-		return "integer histogram with float bucket counts"
-	}
-	if in.schema > histogram.ExponentialSchemaMax {
-		if r := reduceToMaxSchema(in); r != "" {
-			return r
-		}
-	}
-	// An empty histogram gets a state of its own schema and zero
-	// threshold, which merging into the reused (Reset) state would not
-	// preserve; the reused state keeps conversion allocation-free.
-	empty := in.countInt == 0 && in.countFloat == 0 && in.zeroInt == 0 && in.zeroFloat == 0 &&
-		len(in.posDeltas)+len(in.negDeltas)+len(in.posCounts)+len(in.negCounts) == 0
-	h := &d.lh
-	if empty {
-		if eh, err := sketch.NewLogHistogramWithZeroThreshold(in.schema, in.zt); err == nil {
-			h = eh
-		}
-	}
-	h.Reset()
-	var err error
-	if in.isFloat {
-		err = h.MergeNativeFloat(sketch.NativeFloatHistogram{
-			Schema: in.schema, ZeroThreshold: in.zt, ZeroCount: in.zeroFloat, Count: in.countFloat, Sum: in.sum,
-			PositiveSpans: in.posSpans, PositiveCounts: in.posCounts, NegativeSpans: in.negSpans, NegativeCounts: in.negCounts,
-		})
+	if isFloat {
+		fh.Count, fh.ZeroCount = hp.GetCountFloat(), hp.GetZeroCountFloat()
+		fh.PositiveBuckets = append(fh.PositiveBuckets, hp.GetPositiveCounts()...)
+		fh.NegativeBuckets = append(fh.NegativeBuckets, hp.GetNegativeCounts()...)
 	} else {
-		err = h.MergeNative(sketch.NativeHistogram{
-			Schema: in.schema, ZeroThreshold: in.zt, ZeroCount: in.zeroInt, Count: in.countInt, Sum: in.sum,
-			PositiveSpans: in.posSpans, PositiveDeltas: in.posDeltas, NegativeSpans: in.negSpans, NegativeDeltas: in.negDeltas,
-		})
+		count, zero := hp.GetCountInt(), hp.GetZeroCountInt()
+		fh.Count, fh.ZeroCount = float64(count), float64(zero)
+		var pos, neg int64
+		fh.PositiveBuckets, pos = appendAbsolute(fh.PositiveBuckets, hp.GetPositiveDeltas())
+		fh.NegativeBuckets, neg = appendAbsolute(fh.NegativeBuckets, hp.GetNegativeDeltas())
+		// Integer counts are exact, so Prometheus holds them to the rule
+		// float histograms are spared: the buckets add up to Count unless
+		// NaN was observed (then Count also counts the NaNs).
+		if inBuckets := uint64(pos) + uint64(neg) + zero; pos >= 0 && neg >= 0 &&
+			(inBuckets > count || inBuckets != count && !math.IsNaN(fh.Sum)) {
+			return fmt.Sprintf("%d observations found in buckets, but the Count field is %d", inBuckets, count)
+		}
 	}
-	if err != nil {
+	if schema == histogram.CustomBucketsSchema {
+		fh.CustomValues = append(fh.CustomValues, custom...)
+	}
+	// Prometheus accepts schemas up to 52 and reduces them to 8 on
+	// ingestion; so do we, with its own bucket merging, once the layout
+	// is known to be valid (which does not depend on the schema).
+	if schema > histogram.ExponentialSchemaMax {
+		fh.Schema = histogram.ExponentialSchemaMax
+	}
+	if err := fh.Validate(); err != nil {
 		return err.Error()
 	}
-	off := len(d.states)
-	d.states = h.AppendBinary(d.states)
-	d.hists = append(d.hists, histPoint{t: in.t, off: off, end: len(d.states)})
+	if schema > histogram.ExponentialSchemaMax {
+		fh.Schema = schema
+		if err := fh.ReduceResolution(histogram.ExponentialSchemaMax); err != nil {
+			return fmt.Sprintf("cannot reduce schema %d to %d: %v", schema, histogram.ExponentialSchemaMax, err)
+		}
+	}
+	d.hists = append(d.hists, histPoint{t: t, h: fh})
 	return ""
 }
 
-// reduceToMaxSchema lowers a schema in (8, 52], which Prometheus accepts
-// and reduces on ingestion, to 8 with Prometheus's own bucket merging.
-func reduceToMaxSchema(in *nativeIn) (reason string) {
-	// Spans must agree with the bucket counts before Prometheus's
-	// reduction walks them.
-	for _, side := range []struct {
-		spans []sketch.Span
-		n     int
-	}{{in.posSpans, len(in.posDeltas) + len(in.posCounts)}, {in.negSpans, len(in.negDeltas) + len(in.negCounts)}} {
-		var want uint64
-		for k, sp := range side.spans {
-			if k > 0 && sp.Offset < 0 {
-				return fmt.Sprintf("span %d has negative offset %d", k, sp.Offset)
-			}
-			want += uint64(sp.Length)
-		}
-		if want != uint64(side.n) {
-			return fmt.Sprintf("spans need %d buckets, got %d", want, side.n)
-		}
+// appendAbsolute appends the absolute bucket counts of an integer
+// histogram's delta-encoded buckets and returns their sum, or -1 if a
+// count is negative (left for Validate to name).
+func appendAbsolute(dst []float64, deltas []int64) ([]float64, int64) {
+	var c, sum int64
+	negative := false
+	for _, d := range deltas {
+		c += d
+		negative = negative || c < 0
+		sum += c
+		dst = append(dst, float64(c))
 	}
-	defer func() {
-		if p := recover(); p != nil {
-			reason = fmt.Sprintf("cannot reduce schema %d to %d: %v", in.schema, histogram.ExponentialSchemaMax, p)
-		}
-	}()
-	toProm := func(sp []sketch.Span) []histogram.Span {
-		out := make([]histogram.Span, len(sp))
-		for i, s := range sp {
-			out[i] = histogram.Span{Offset: s.Offset, Length: s.Length}
-		}
-		return out
+	if negative {
+		return dst, -1
 	}
-	fromProm := func(sp []histogram.Span) []sketch.Span {
-		out := make([]sketch.Span, len(sp))
-		for i, s := range sp {
-			out[i] = sketch.Span{Offset: s.Offset, Length: s.Length}
-		}
-		return out
+	return dst, sum
+}
+
+// nextHistogram returns the decoder's next reusable histogram. Its slices
+// keep their capacity from earlier requests.
+func (d *decoder) nextHistogram() *histogram.FloatHistogram {
+	n := len(d.hists)
+	if n == len(d.fhs) {
+		d.fhs = append(d.fhs, &histogram.FloatHistogram{})
 	}
-	if in.isFloat {
-		fh := &histogram.FloatHistogram{
-			Schema: in.schema, ZeroThreshold: in.zt, ZeroCount: in.zeroFloat, Count: in.countFloat, Sum: in.sum,
-			PositiveSpans: toProm(in.posSpans), PositiveBuckets: append([]float64(nil), in.posCounts...),
-			NegativeSpans: toProm(in.negSpans), NegativeBuckets: append([]float64(nil), in.negCounts...),
-		}
-		if err := fh.ReduceResolution(histogram.ExponentialSchemaMax); err != nil {
-			return fmt.Sprintf("cannot reduce schema %d to %d: %v", in.schema, histogram.ExponentialSchemaMax, err)
-		}
-		in.schema, in.posSpans, in.negSpans, in.posCounts, in.negCounts = fh.Schema, fromProm(fh.PositiveSpans), fromProm(fh.NegativeSpans), fh.PositiveBuckets, fh.NegativeBuckets
-		return ""
-	}
-	h := &histogram.Histogram{
-		Schema: in.schema, ZeroThreshold: in.zt, ZeroCount: in.zeroInt, Count: in.countInt, Sum: in.sum,
-		PositiveSpans: toProm(in.posSpans), PositiveBuckets: append([]int64(nil), in.posDeltas...),
-		NegativeSpans: toProm(in.negSpans), NegativeBuckets: append([]int64(nil), in.negDeltas...),
-	}
-	if err := h.ReduceResolution(histogram.ExponentialSchemaMax); err != nil {
-		return fmt.Sprintf("cannot reduce schema %d to %d: %v", in.schema, histogram.ExponentialSchemaMax, err)
-	}
-	in.schema, in.posSpans, in.negSpans, in.posDeltas, in.negDeltas = h.Schema, fromProm(h.PositiveSpans), fromProm(h.NegativeSpans), h.PositiveBuckets, h.NegativeBuckets
-	return ""
+	return d.fhs[n]
 }

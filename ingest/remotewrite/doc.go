@@ -3,8 +3,9 @@
 //
 // Float samples (staleness markers included) are written with AddFloat.
 // Native histogram samples are cumulative, so they are not merged into
-// time buckets: each one becomes one complete sketch.LogHistogram state
+// time buckets: each one is converted to a histogram.FloatHistogram and
 // stored as the point (series, timestamp) through HistogramAppender, which
-// makes a retried request a no-op exactly as it is for floats. See
-// docs/parts/rw-design.md for the status codes and every decision.
+// makes a retried request a no-op exactly as it is for floats. The
+// "Remote-write" part of docs/ingest.md has the status codes and every
+// decision.
 package remotewrite

@@ -1,13 +1,13 @@
 package remotewrite
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"math"
 	"sync"
 
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 )
 
@@ -22,8 +22,8 @@ type fakeFloat struct {
 }
 
 type fakeHist struct {
-	T     int64
-	State []byte // nil: staleness marker
+	T int64
+	H *histogram.FloatHistogram // a copy of what was added
 }
 
 // fakeStore is an in-memory storage with the write rules the receiver
@@ -121,7 +121,7 @@ func checkPoint[P any](all []P, t int64, strict bool, ts func(P) int64, same fun
 	return fmt.Errorf("%w: %d before %d", errOutOfOrder, t, ts(all[len(all)-1]))
 }
 
-func (tx *fakeTx) AddHistogram(lset labels.Labels, t int64, state []byte) error {
+func (tx *fakeTx) AddHistogram(lset labels.Labels, t int64, h *histogram.FloatHistogram) error {
 	if tx.s.failAdd != nil {
 		return tx.s.failAdd
 	}
@@ -130,15 +130,11 @@ func (tx *fakeTx) AddHistogram(lset labels.Labels, t int64, state []byte) error 
 	all := append(append([]fakeHist(nil), tx.s.hists[k]...), tx.hists[k]...)
 	strict := tx.s.strict
 	tx.s.mu.Unlock()
-	same := func(p fakeHist) bool { return (p.State == nil) == (state == nil) && bytes.Equal(p.State, state) }
+	same := func(p fakeHist) bool { return p.H.Equals(h) }
 	if err := checkPoint(all, t, strict, func(p fakeHist) int64 { return p.T }, same); err != nil || len(all) > 0 && t <= all[len(all)-1].T {
 		return err
 	}
-	var cp []byte
-	if state != nil {
-		cp = append([]byte{}, state...)
-	}
-	tx.hists[k] = append(tx.hists[k], fakeHist{t, cp})
+	tx.hists[k] = append(tx.hists[k], fakeHist{t, h.Copy()})
 	return nil
 }
 
@@ -167,8 +163,10 @@ func (tx *fakeTx) Rollback() {
 // nopAppender accepts everything and keeps nothing (benchmarks).
 type nopAppender struct{}
 
-func (nopAppender) AddSketch(labels.Labels, int64, []byte) error    { return nil }
-func (nopAppender) AddFloat(labels.Labels, int64, float64) error    { return nil }
-func (nopAppender) AddHistogram(labels.Labels, int64, []byte) error { return nil }
-func (nopAppender) Commit() error                                   { return nil }
-func (nopAppender) Rollback()                                       {}
+func (nopAppender) AddSketch(labels.Labels, int64, []byte) error { return nil }
+func (nopAppender) AddFloat(labels.Labels, int64, float64) error { return nil }
+func (nopAppender) AddHistogram(labels.Labels, int64, *histogram.FloatHistogram) error {
+	return nil
+}
+func (nopAppender) Commit() error { return nil }
+func (nopAppender) Rollback()     {}

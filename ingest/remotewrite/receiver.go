@@ -11,11 +11,10 @@ import (
 	"sync"
 
 	"github.com/golang/snappy"
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
-
-	"evalstore/sketch"
 )
 
 // Appender is the storage's write transaction. The storage engine
@@ -29,17 +28,18 @@ type Appender interface {
 	Rollback()
 }
 
-// HistogramAppender is implemented by an Appender that stores cumulative
-// native histogram samples. A native histogram sample is a cumulative
+// HistogramAppender is implemented by an Appender that stores native
+// histogram samples. A native histogram sample is a cumulative (or gauge)
 // state, not a delta, so it must not be merged with other samples in a
-// time bucket. AddHistogram stores state (an encoded sketch.LogHistogram)
-// as the single point (lset, t) with the same rules as AddFloat: a series'
-// timestamps strictly increase; the same timestamp with identical bytes is
-// a no-op (so a retried request changes nothing); the same timestamp with
-// other bytes is a duplicate-sample error. A nil state is a staleness
-// marker. The appender must copy state if it keeps it past the call.
+// time bucket. AddHistogram stores h as the single point (lset, t) with the
+// same rules as AddFloat: a series' timestamps strictly increase; the same
+// timestamp with an identical histogram is a no-op (so a retried request
+// changes nothing); the same timestamp with another histogram is a
+// duplicate-sample error. A histogram whose Sum is value.StaleNaN is a
+// staleness marker. h is valid (h.Validate() holds, schema at most 8) and
+// is reused by the caller after the call: the appender must copy it.
 type HistogramAppender interface {
-	AddHistogram(lset labels.Labels, t int64, state []byte) error
+	AddHistogram(lset labels.Labels, t int64, h *histogram.FloatHistogram) error
 }
 
 // Version is the remote-write protocol version of a request.
@@ -224,7 +224,7 @@ func (r *Receiver) Write(ctx context.Context, contentType, contentEncoding strin
 
 func (r *Receiver) put(d *decoder) {
 	// Do not pin the memory of an unusually large request.
-	if cap(d.compressed) > 4<<20 || cap(d.raw) > 16<<20 {
+	if cap(d.compressed) > 4<<20 || cap(d.raw) > 16<<20 || len(d.fhs) > 1<<16 {
 		return
 	}
 	r.pool.Put(d)
@@ -254,11 +254,7 @@ func (r *Receiver) apply(ctx context.Context, d *decoder) (Written, error) {
 			}
 		}
 		for j, h := range d.hists[s.h0:s.h1] {
-			var state []byte
-			if !h.stale {
-				state = d.states[h.off:h.end:h.end]
-			}
-			if err := ha.AddHistogram(s.lset, h.t, state); err != nil {
+			if err := ha.AddHistogram(s.lset, h.t, h.h); err != nil {
 				app.Rollback()
 				return w, r.appendErr(err, s.lset, "histogram", j, h.t)
 			}
@@ -295,10 +291,10 @@ type decoder struct {
 	series []seriesEntry
 	floats []floatPoint
 	hists  []histPoint
-	states []byte // encoded histogram states, back to back
+	// fhs are the histograms of d.hists, kept with their buckets' memory
+	// between requests.
+	fhs []*histogram.FloatHistogram
 
-	lh             sketch.LogHistogram
-	posSp, negSp   []sketch.Span
 	maxProblems    int
 	problems       []Problem
 	omitted        int
@@ -316,16 +312,14 @@ type floatPoint struct {
 }
 
 type histPoint struct {
-	t        int64
-	off, end int
-	stale    bool
+	t int64
+	h *histogram.FloatHistogram
 }
 
 func (d *decoder) reset(maxProblems int) {
 	d.series = d.series[:0]
 	d.floats = d.floats[:0]
 	d.hists = d.hists[:0]
-	d.states = d.states[:0]
 	d.problems = d.problems[:0]
 	d.omitted = 0
 	d.maxProblems = maxProblems

@@ -106,29 +106,6 @@ func promHistogram(nh sketch.NativeHistogram) *histogram.Histogram {
 	return h
 }
 
-// nativeOf is the sketch form of a Prometheus histogram, to compare with
-// the stored state.
-func nativeOf(h *histogram.Histogram) sketch.NativeHistogram {
-	n := sketch.NativeHistogram{Schema: h.Schema, ZeroThreshold: h.ZeroThreshold, ZeroCount: h.ZeroCount, Count: h.Count, Sum: h.Sum,
-		PositiveDeltas: h.PositiveBuckets, NegativeDeltas: h.NegativeBuckets}
-	for _, sp := range h.PositiveSpans {
-		n.PositiveSpans = append(n.PositiveSpans, sketch.Span{Offset: sp.Offset, Length: sp.Length})
-	}
-	for _, sp := range h.NegativeSpans {
-		n.NegativeSpans = append(n.NegativeSpans, sketch.Span{Offset: sp.Offset, Length: sp.Length})
-	}
-	return n
-}
-
-func stateOf(t testing.TB, st []byte) *sketch.LogHistogram {
-	t.Helper()
-	var lh sketch.LogHistogram
-	if err := lh.UnmarshalBinary(st); err != nil {
-		t.Fatal(err)
-	}
-	return &lh
-}
-
 // --- tests ---
 
 func TestV1FloatsAndStaleness(t *testing.T) {
@@ -205,52 +182,55 @@ func TestV2FloatsHistogramsHeaders(t *testing.T) {
 		t.Fatalf("histograms %v", got)
 	}
 	for i, want := range []*histogram.Histogram{h1, h2} {
-		if n := stateOf(t, got[i].State).Native(); !reflect.DeepEqual(n, nativeOf(want)) {
-			t.Fatalf("histogram %d: stored %+v want %+v", i, n, nativeOf(want))
+		if w := want.ToFloat(nil); !got[i].H.Equals(w) {
+			t.Fatalf("histogram %d: stored %v want %v", i, got[i].H, w)
 		}
 	}
 }
 
-// TestNativeHistogramRoundTrip: the stored state is exactly the lossless
-// conversion of the sent histogram, for both versions, integer and float,
-// every schema.
+// TestNativeHistogramRoundTrip: the stored histogram is exactly the one
+// sent, for both versions, integer and float, every exponential schema,
+// custom buckets (NHCB) and every reset hint.
 func TestNativeHistogramRoundTrip(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
+	var cases []*histogram.Histogram
 	for schema := int32(-4); schema <= 8; schema++ {
+		cases = append(cases, randomNative(rng, schema, 1+rng.IntN(2000)))
+	}
+	// Custom buckets: bounds 0.1, 0.5, 1, 5 and +Inf; counts 3, 0, 2, 1, 4.
+	cases = append(cases, &histogram.Histogram{Schema: histogram.CustomBucketsSchema, Count: 10, Sum: 31.5,
+		PositiveSpans: []histogram.Span{{Offset: 0, Length: 1}, {Offset: 1, Length: 3}}, PositiveBuckets: []int64{3, -1, -1, 3},
+		CustomValues: []float64{0.1, 0.5, 1, 5}})
+	lset := labels.FromStrings("__name__", "h")
+	for i, h := range cases {
 		for _, float := range []bool{false, true} {
-			h := randomNative(rng, schema, 1+rng.IntN(2000))
-			var want sketch.LogHistogram
-			if err := want.MergeNative(nativeOf(h)); err != nil {
-				t.Fatal(err)
-			}
-			wantState := want.AppendBinary(nil)
-			lset := labels.FromStrings("__name__", "h")
-			for _, v := range []Version{V1, V2} {
-				s := newFakeStore()
-				r := NewReceiver(s.appender, Options{})
-				var err error
-				if v == V1 {
-					hp := prompb.FromIntHistogram(1000, h)
-					if float {
-						hp = prompb.FromFloatHistogram(1000, h.ToFloat(nil))
+			for _, hint := range []histogram.CounterResetHint{histogram.UnknownCounterReset, histogram.CounterReset, histogram.NotCounterReset, histogram.GaugeType} {
+				h.CounterResetHint = hint
+				want := h.ToFloat(nil)
+				for _, v := range []Version{V1, V2} {
+					s := newFakeStore()
+					r := NewReceiver(s.appender, Options{})
+					var err error
+					if v == V1 {
+						hp := prompb.FromIntHistogram(1000, h)
+						if float {
+							hp = prompb.FromFloatHistogram(1000, want)
+						}
+						_, err = write(t, r, ContentTypeV1, v1Body(t, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{Labels: prompb.FromLabels(lset, nil), Histograms: []prompb.Histogram{hp}}}}))
+					} else {
+						hp := writev2.FromIntHistogram(0, 1000, h)
+						if float {
+							hp = writev2.FromFloatHistogram(0, 1000, want)
+						}
+						_, err = write(t, r, ContentTypeV2, v2Body(t, v2Request(v2Series{lset: lset, hists: []writev2.Histogram{hp}})))
 					}
-					_, err = write(t, r, ContentTypeV1, v1Body(t, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{Labels: prompb.FromLabels(lset, nil), Histograms: []prompb.Histogram{hp}}}}))
-				} else {
-					hp := writev2.FromIntHistogram(0, 1000, h)
-					if float {
-						hp = writev2.FromFloatHistogram(0, 1000, h.ToFloat(nil))
+					if err != nil {
+						t.Fatalf("case %d (schema %d) float %v v%v: %v", i, h.Schema, float, v, err)
 					}
-					_, err = write(t, r, ContentTypeV2, v2Body(t, v2Request(v2Series{lset: lset, hists: []writev2.Histogram{hp}})))
-				}
-				if err != nil {
-					t.Fatalf("schema %d float %v v%v: %v", schema, float, v, err)
-				}
-				got := s.hists[lset.String()]
-				if len(got) != 1 || !bytes.Equal(got[0].State, wantState) {
-					t.Fatalf("schema %d float %v v%v: state differs", schema, float, v)
-				}
-				if n := stateOf(t, got[0].State).Native(); !reflect.DeepEqual(n, nativeOf(h)) {
-					t.Fatalf("schema %d: native round trip %+v != %+v", schema, n, nativeOf(h))
+					got := s.hists[lset.String()]
+					if len(got) != 1 || !got[0].H.Equals(want) || got[0].H.CounterResetHint != hint {
+						t.Fatalf("case %d (schema %d) float %v v%v hint %d: stored %v, want %v", i, h.Schema, float, v, hint, got, want)
+					}
 				}
 			}
 		}
@@ -262,9 +242,14 @@ func TestNativeHistogramRoundTrip(t *testing.T) {
 func TestSchemaAbove8IsReduced(t *testing.T) {
 	h := &histogram.Histogram{Schema: 10, Count: 7, Sum: 10, ZeroThreshold: 0x1p-128,
 		PositiveSpans: []histogram.Span{{Offset: 3, Length: 5}}, PositiveBuckets: []int64{1, 0, 1, -1, 1}}
-	want := h.Copy()
+	want := h.ToFloat(nil)
 	if err := want.ReduceResolution(8); err != nil {
 		t.Fatal(err)
+	}
+	// Schema-10 buckets 3..7 (counts 1 1 2 1 2) fall into schema-8
+	// buckets ceil(i/4): 1 (i = 3, 4) and 2 (i = 5..7), so 2 and 5.
+	if want.Schema != 8 || len(want.PositiveBuckets) != 2 || want.PositiveBuckets[0] != 2 || want.PositiveBuckets[1] != 5 {
+		t.Fatalf("oracle: %v", want)
 	}
 	s := newFakeStore()
 	r := NewReceiver(s.appender, Options{})
@@ -272,12 +257,8 @@ func TestSchemaAbove8IsReduced(t *testing.T) {
 	if _, err := write(t, r, ContentTypeV2, v2Body(t, v2Request(v2Series{lset: lset, hists: []writev2.Histogram{writev2.FromIntHistogram(0, 1, h)}}))); err != nil {
 		t.Fatal(err)
 	}
-	var lh sketch.LogHistogram
-	if err := lh.MergeNative(nativeOf(want.Compact(0))); err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(s.hists[lset.String()][0].State, lh.AppendBinary(nil)) {
-		t.Fatal("reduced state differs from Prometheus's ReduceResolution")
+	if got := s.hists[lset.String()][0].H; !got.Equals(want) {
+		t.Fatalf("stored %v, want %v", got, want)
 	}
 }
 
@@ -293,7 +274,7 @@ func TestHistogramStaleMarker(t *testing.T) {
 		t.Fatal(w, err)
 	}
 	got := s.hists[lset.String()]
-	if len(got) != 2 || got[0].State == nil || got[1].State != nil {
+	if len(got) != 2 || !got[0].H.Equals(h.ToFloat(nil)) || !value.IsStaleNaN(got[1].H.Sum) {
 		t.Fatalf("stored %+v", got)
 	}
 }
@@ -388,6 +369,9 @@ func TestStatusCodes(t *testing.T) {
 	badHist := prompb.FromIntHistogram(5, &histogram.Histogram{Count: 3, Sum: 1, PositiveSpans: []histogram.Span{{Offset: 0, Length: 1}}, PositiveBuckets: []int64{2}})
 	nhcb := prompb.FromFloatHistogram(5, &histogram.FloatHistogram{Schema: -53, Count: 1, Sum: 1, PositiveSpans: []histogram.Span{{Offset: 0, Length: 1}}, PositiveBuckets: []float64{1}, CustomValues: []float64{1}})
 	nonInt := prompb.FromFloatHistogram(5, &histogram.FloatHistogram{Count: 1.5, Sum: 1, PositiveSpans: []histogram.Span{{Offset: 0, Length: 1}}, PositiveBuckets: []float64{1.5}})
+	badNHCB := prompb.FromFloatHistogram(5, &histogram.FloatHistogram{Schema: -53, Count: 1, Sum: 1, PositiveSpans: []histogram.Span{{Offset: 0, Length: 1}}, PositiveBuckets: []float64{1}, CustomValues: []float64{2, 1}})
+	negBucket := prompb.FromIntHistogram(5, &histogram.Histogram{Count: 3, Sum: 1, PositiveSpans: []histogram.Span{{Offset: 0, Length: 2}}, PositiveBuckets: []int64{2, -3}})
+	spanMismatch := prompb.FromIntHistogram(5, &histogram.Histogram{Count: 3, Sum: 1, PositiveSpans: []histogram.Span{{Offset: 0, Length: 3}}, PositiveBuckets: []int64{2, -1}})
 	schema99 := prompb.FromIntHistogram(5, &histogram.Histogram{Schema: 99})
 	hl := labels.FromStrings("__name__", "h")
 
@@ -421,9 +405,12 @@ func TestStatusCodes(t *testing.T) {
 		{name: "400 unsorted", ct: ContentTypeV1, body: withSeries(prompb.TimeSeries{Labels: []prompb.Label{{Name: "b", Value: "x"}, {Name: "a", Value: "y"}, {Name: "__name__", Value: "m"}}, Samples: []prompb.Sample{{Timestamp: 1}}}), status: 400, kind: ErrInvalid, contains: "not sorted"},
 		{name: "400 duplicate", ct: ContentTypeV1, body: withSeries(prompb.TimeSeries{Labels: []prompb.Label{{Name: "__name__", Value: "m"}, {Name: "a", Value: "x"}, {Name: "a", Value: "y"}}, Samples: []prompb.Sample{{Timestamp: 1}}}), status: 400, kind: ErrInvalid, contains: "duplicate label name"},
 		{name: "400 bad utf8", ct: ContentTypeV1, body: withSeries(prompb.TimeSeries{Labels: []prompb.Label{{Name: "__name__", Value: "m\xff"}}, Samples: []prompb.Sample{{Timestamp: 1}}}), status: 400, kind: ErrInvalid, contains: "UTF-8"},
-		{name: "400 bad histogram", ct: ContentTypeV1, body: withSeries(prompb.TimeSeries{Labels: prompb.FromLabels(hl, nil), Histograms: []prompb.Histogram{badHist}}), status: 400, kind: ErrInvalid, contains: "Count 3"},
-		{name: "400 nhcb", ct: ContentTypeV1, body: withSeries(prompb.TimeSeries{Labels: prompb.FromLabels(hl, nil), Histograms: []prompb.Histogram{nhcb}}), status: 400, kind: ErrInvalid, contains: "NHCB"},
-		{name: "400 non-integer float histogram", ct: ContentTypeV1, body: withSeries(prompb.TimeSeries{Labels: prompb.FromLabels(hl, nil), Histograms: []prompb.Histogram{nonInt}}), status: 400, kind: ErrInvalid, contains: "non-negative integer"},
+		{name: "400 bad histogram", ct: ContentTypeV1, body: withSeries(prompb.TimeSeries{Labels: prompb.FromLabels(hl, nil), Histograms: []prompb.Histogram{badHist}}), status: 400, kind: ErrInvalid, contains: "2 observations found in buckets, but the Count field is 3"},
+		{name: "204 nhcb", ct: ContentTypeV1, body: withSeries(prompb.TimeSeries{Labels: prompb.FromLabels(hl, nil), Histograms: []prompb.Histogram{nhcb}}), status: 204},
+		{name: "400 nhcb bounds", ct: ContentTypeV1, body: withSeries(prompb.TimeSeries{Labels: prompb.FromLabels(hl, nil), Histograms: []prompb.Histogram{badNHCB}}), status: 400, kind: ErrInvalid, contains: "custom"},
+		{name: "204 fractional float histogram", ct: ContentTypeV1, body: withSeries(prompb.TimeSeries{Labels: prompb.FromLabels(hl, nil), Histograms: []prompb.Histogram{nonInt}}), status: 204},
+		{name: "400 negative bucket", ct: ContentTypeV1, body: withSeries(prompb.TimeSeries{Labels: prompb.FromLabels(hl, nil), Histograms: []prompb.Histogram{negBucket}}), status: 400, kind: ErrInvalid, contains: "negative"},
+		{name: "400 spans and buckets", ct: ContentTypeV1, body: withSeries(prompb.TimeSeries{Labels: prompb.FromLabels(hl, nil), Histograms: []prompb.Histogram{spanMismatch}}), status: 400, kind: ErrInvalid, contains: "span"},
 		{name: "400 schema", ct: ContentTypeV1, body: withSeries(prompb.TimeSeries{Labels: prompb.FromLabels(hl, nil), Histograms: []prompb.Histogram{schema99}}), status: 400, kind: ErrInvalid, contains: "invalid schema 99"},
 		{name: "400 v1 floats and histograms", ct: ContentTypeV1, body: withSeries(prompb.TimeSeries{Labels: prompb.FromLabels(hl, nil), Samples: []prompb.Sample{{Timestamp: 1}}, Histograms: []prompb.Histogram{prompb.FromIntHistogram(1, &histogram.Histogram{})}}), status: 400, kind: ErrInvalid, contains: "both"},
 		{name: "400 v2 symbol ref", ct: ContentTypeV2, body: mod2(func(r *writev2.Request) { r.Timeseries[0].LabelsRefs[1] = 99 }), status: 400, kind: ErrInvalid, contains: "outside the"},
