@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 
 	"evalstore/query/parser"
@@ -20,6 +21,10 @@ type group struct {
 	count       float64
 	incremental bool
 	heap        byValueHeap
+	// hasF and hasH record whether sum or avg saw floats and native
+	// histograms: a group that mixes them has no result.
+	hasF, hasH bool
+	hist       histAcc
 }
 
 func groupingKey(l labels.Labels, grouping []string, without bool, buf []byte) (uint64, []byte) {
@@ -77,7 +82,11 @@ func (ev *evaluator) aggregate(n *parser.AggregateExpr) Matrix {
 			var buf []byte
 			for _, s := range v[0] {
 				lb.Reset(s.Metric)
-				lb.Set(valueLabel, strconv.FormatFloat(s.F, 'f', -1, 64))
+				if s.H != nil {
+					lb.Set(valueLabel, s.H.String())
+				} else {
+					lb.Set(valueLabel, strconv.FormatFloat(s.F, 'f', -1, 64))
+				}
 				m := lb.Labels()
 				var k uint64
 				k, buf = groupingKey(m, grouping, n.Without, buf)
@@ -201,8 +210,23 @@ func aggregateStep(op string, q float64, vec Vector, ids []int, seriesGroup []in
 	for k, s := range vec {
 		g := &groups[seriesGroup[ids[k]]]
 		f := s.F
+		if s.H != nil {
+			switch op {
+			case "sum", "avg", "count", "group":
+			default:
+				// min, max, stddev, stdvar and quantile ignore
+				// histograms, as in Prometheus.
+				continue
+			}
+		}
 		if !g.seen {
 			*g = group{seen: true, f: f, mean: f, count: 1}
+			if s.H != nil {
+				g.hasH = true
+				g.hist.add(s.H, op == "avg")
+			} else {
+				g.hasF = true
+			}
 			switch op {
 			case "stddev", "stdvar":
 				if math.IsNaN(f) || math.IsInf(f, 0) {
@@ -217,10 +241,33 @@ func aggregateStep(op string, q float64, vec Vector, ids []int, seriesGroup []in
 			}
 			continue
 		}
+		if s.H != nil || (op == "sum" || op == "avg") && g.hasH {
+			// Histograms join the histogram accumulator; a float in a
+			// group that has them only marks the group mixed.
+			if op == "avg" {
+				g.count++
+			}
+			if s.H == nil {
+				g.hasF = true
+				continue
+			}
+			if op == "count" {
+				g.count++
+			}
+			if op == "sum" || op == "avg" {
+				g.hasH = true
+				if !g.hasF {
+					g.hist.add(s.H, op == "avg")
+				}
+			}
+			continue
+		}
 		switch op {
 		case "sum":
+			g.hasF = true
 			g.f, g.c = kahanInc(f, g.f, g.c)
 		case "avg":
+			g.hasF = true
 			g.count++
 			if !g.incremental {
 				nv, nc := kahanInc(f, g.f, g.c)
@@ -260,6 +307,21 @@ func aggregateStep(op string, q float64, vec Vector, ids []int, seriesGroup []in
 			continue
 		}
 		v := g.f
+		if (op == "sum" || op == "avg") && g.hasH {
+			if g.hasF {
+				continue
+			}
+			var h *histogram.FloatHistogram
+			if op == "sum" {
+				h = g.hist.total()
+			} else {
+				h = g.hist.average()
+			}
+			if h != nil {
+				out = append(out, Sample{Metric: groupLabels[i], H: h.Compact(0)})
+			}
+			continue
+		}
 		switch op {
 		case "avg":
 			if g.incremental {
@@ -308,6 +370,9 @@ func aggregateK(op string, p float64, vec Vector, ids []int, seriesGroup []int, 
 		}
 	}
 	for j, s := range vec {
+		if s.H != nil && (op == "topk" || op == "bottomk") {
+			continue // they rank floats only, as in Prometheus
+		}
 		g := &groups[seriesGroup[ids[j]]]
 		if !g.seen {
 			*g = group{seen: true, heap: make(byValueHeap, 0, 4)}

@@ -4,6 +4,7 @@ import (
 	"math"
 	"slices"
 
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 
 	"evalstore/query/parser"
@@ -232,11 +233,28 @@ func (b *binopState) binop(lhs, rhs Vector, ls, rs, lids, rids []int) Vector {
 		}
 		r := b.rightSigs[o]
 		fl, fr := l.F, r.F
+		hl, hr := l.H, r.H
 		if vm.Card == parser.CardOneToMany {
 			fl, fr = fr, fl
+			hl, hr = hr, hl
 		}
-		val, keep := vectorElemBinop(op, fl, fr)
+		var (
+			val  float64
+			h    *histogram.FloatHistogram
+			keep bool
+		)
+		if hl == nil && hr == nil {
+			val, keep = vectorElemBinop(op, fl, fr)
+		} else {
+			var ok bool
+			if h, keep, ok = histogramBinop(op, fl, fr, hl, hr); !ok {
+				// Prometheus drops a pair it cannot combine before
+				// matching it.
+				continue
+			}
+		}
 		if b.n.ReturnBool {
+			h = nil
 			if keep {
 				val = 1
 			} else {
@@ -269,7 +287,7 @@ func (b *binopState) binop(lhs, rhs Vector, ls, rs, lids, rids []int) Vector {
 		if !keep && !b.n.ReturnBool {
 			continue
 		}
-		out = append(out, Sample{Metric: metric, F: val})
+		out = append(out, Sample{Metric: metric, F: val, H: h})
 	}
 	return out
 }
@@ -308,6 +326,23 @@ func changesMetricSchema(op string) bool {
 func vectorScalarBinop(op string, lhs Vector, s float64, swap, returnBool bool) Vector {
 	var out Vector
 	for _, smp := range lhs {
+		if smp.H != nil {
+			// A histogram and a scalar combine only by h*s, s*h and
+			// h/s; comparisons drop it even with bool, as in Prometheus.
+			var h *histogram.FloatHistogram
+			switch {
+			case op == "*":
+				h = smp.H.Copy().Mul(s).Compact(0)
+			case op == "/" && !swap:
+				h = smp.H.Copy().Div(s).Compact(0)
+			default:
+				continue
+			}
+			smp.H = h
+			smp.Metric = dropName(smp.Metric)
+			out = append(out, smp)
+			continue
+		}
 		lf, rf := smp.F, s
 		if swap {
 			lf, rf = rf, lf
@@ -334,6 +369,50 @@ func vectorScalarBinop(op string, lhs Vector, s float64, swap, returnBool bool) 
 		out = append(out, smp)
 	}
 	return out
+}
+
+// histogramBinop combines two samples of which at least one is a native
+// histogram (the other's float in fl or fr): h+h, h-h, h*s, s*h, h/s, and
+// h==h, h!=h (keep says whether the comparison holds; the value is then the
+// left histogram). ok is false for any other operation, for histograms that
+// do not combine, and for sums or differences of a counter reset with a
+// non-reset, which Prometheus drops.
+func histogramBinop(op string, fl, fr float64, hl, hr *histogram.FloatHistogram) (h *histogram.FloatHistogram, keep, ok bool) {
+	switch {
+	case hl == nil:
+		if op == "*" {
+			return hr.Copy().Mul(fl).Compact(0), true, true
+		}
+	case hr == nil:
+		switch op {
+		case "*":
+			return hl.Copy().Mul(fr).Compact(0), true, true
+		case "/":
+			return hl.Copy().Div(fr).Compact(0), true, true
+		}
+	default:
+		switch op {
+		case "+", "-":
+			res := hl.Copy()
+			var collision bool
+			var err error
+			if op == "+" {
+				_, collision, _, err = res.Add(hr)
+			} else {
+				_, collision, _, err = res.Sub(hr)
+				res.CounterResetHint = histogram.GaugeType
+			}
+			if !histOK(err) || collision {
+				return nil, false, false
+			}
+			return res.Compact(0), true, true
+		case "==":
+			return hl, hl.Equals(hr), true
+		case "!=":
+			return hl, !hl.Equals(hr), true
+		}
+	}
+	return nil, false, false
 }
 
 func scalarBinop(op string, l, r float64) float64 {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/promql"
 	promparser "github.com/prometheus/prometheus/promql/parser"
 )
@@ -227,7 +228,14 @@ var compatRanges = []compatRange{
 }
 
 func TestPrometheusCompatibility(t *testing.T) {
-	st := loadText(t, compatData)
+	runCompat(t, "Prometheus compatibility", compatData, compatQueries, compatInstantOnly)
+}
+
+// runCompat runs every query of queries (instant at compatInstantTimes and
+// over compatRanges) and of instantOnly (instant) through our engine and
+// Prometheus's on data, and requires identical results.
+func runCompat(t *testing.T, name, data string, queries, instantOnly []string) {
+	st := loadText(t, data)
 	ours := New(Options{LookbackDelta: 5 * time.Minute, SubqueryStep: time.Minute})
 	theirs := promql.NewEngine(promql.EngineOpts{
 		MaxSamples:               50_000_000,
@@ -241,7 +249,7 @@ func TestPrometheusCompatibility(t *testing.T) {
 	pq := promQueryable{st}
 	ctx := context.Background()
 	pass, total, queriesOK := 0, 0, 0
-	for _, q := range compatQueries {
+	for _, q := range queries {
 		qOK := true
 		check := func(name string, got Result, gerr error, want *promql.Result) {
 			total++
@@ -272,7 +280,7 @@ func TestPrometheusCompatibility(t *testing.T) {
 			queriesOK++
 		}
 	}
-	for _, q := range compatInstantOnly {
+	for _, q := range instantOnly {
 		qOK := true
 		for _, at := range compatInstantTimes {
 			got, gerr := ours.Instant(ctx, st, q, ms(at))
@@ -292,48 +300,61 @@ func TestPrometheusCompatibility(t *testing.T) {
 			queriesOK++
 		}
 	}
-	t.Logf("Prometheus compatibility: %d/%d queries identical (%d/%d evaluations: %d instant times, %d ranges each)",
-		queriesOK, len(compatQueries)+len(compatInstantOnly), pass, total, len(compatInstantTimes), len(compatRanges))
+	t.Logf("%s: %d/%d queries identical (%d/%d evaluations: %d instant times, %d ranges each)",
+		name, queriesOK, len(queries)+len(instantOnly), pass, total, len(compatInstantTimes), len(compatRanges))
 }
 
 type cmpSeries struct {
 	metric string
 	pts    []FPoint
+	hpts   []HPoint
 }
 
 func normalize(v any) (string, []cmpSeries) {
 	var out []cmpSeries
 	switch x := v.(type) {
 	case Scalar:
-		return "scalar", []cmpSeries{{"", []FPoint{{x.T, x.V}}}}
+		return "scalar", []cmpSeries{{"", []FPoint{{x.T, x.V}}, nil}}
 	case promql.Scalar:
-		return "scalar", []cmpSeries{{"", []FPoint{{x.T, x.V}}}}
+		return "scalar", []cmpSeries{{"", []FPoint{{x.T, x.V}}, nil}}
 	case String:
 		return "string:" + x.V, nil
 	case promql.String:
 		return "string:" + x.V, nil
 	case Vector:
 		for _, s := range x {
-			out = append(out, cmpSeries{s.Metric.String(), []FPoint{{s.T, s.F}}})
+			if s.H != nil {
+				out = append(out, cmpSeries{s.Metric.String(), nil, []HPoint{{s.T, s.H}}})
+				continue
+			}
+			out = append(out, cmpSeries{s.Metric.String(), []FPoint{{s.T, s.F}}, nil})
 		}
 		return "vector", out
 	case promql.Vector:
 		for _, s := range x {
-			out = append(out, cmpSeries{s.Metric.String(), []FPoint{{s.T, s.F}}})
+			if s.H != nil {
+				out = append(out, cmpSeries{s.Metric.String(), nil, []HPoint{{s.T, s.H}}})
+				continue
+			}
+			out = append(out, cmpSeries{s.Metric.String(), []FPoint{{s.T, s.F}}, nil})
 		}
 		return "vector", out
 	case Matrix:
 		for _, s := range x {
-			out = append(out, cmpSeries{s.Metric.String(), s.Floats})
+			out = append(out, cmpSeries{s.Metric.String(), s.Floats, s.Histograms})
 		}
 		return "matrix", out
 	case promql.Matrix:
 		for _, s := range x {
-			pts := make([]FPoint, len(s.Floats))
-			for i, p := range s.Floats {
-				pts[i] = FPoint{p.T, p.F}
+			var pts []FPoint
+			for _, p := range s.Floats {
+				pts = append(pts, FPoint{p.T, p.F})
 			}
-			out = append(out, cmpSeries{s.Metric.String(), pts})
+			var hpts []HPoint
+			for _, p := range s.Histograms {
+				hpts = append(hpts, HPoint{p.T, p.H})
+			}
+			out = append(out, cmpSeries{s.Metric.String(), pts, hpts})
 		}
 		return "matrix", out
 	}
@@ -378,8 +399,47 @@ func compare(got Result, gerr error, want *promql.Result, ordered bool) string {
 				return fmt.Sprintf("%s point %d: ours %v, Prometheus %v", gs[i].metric, j, g, w)
 			}
 		}
+		if len(gs[i].hpts) != len(ws[i].hpts) {
+			return fmt.Sprintf("%s: %d histograms, Prometheus %d:\nours %v\nprom %v", gs[i].metric, len(gs[i].hpts), len(ws[i].hpts), gs[i].hpts, ws[i].hpts)
+		}
+		for j := range gs[i].hpts {
+			g, w := gs[i].hpts[j], ws[i].hpts[j]
+			if g.T != w.T || !histogramsEqual(g.H, w.H) {
+				return fmt.Sprintf("%s histogram %d: ours %v %v, Prometheus %v %v", gs[i].metric, j, g.T, g.H, w.T, w.H)
+			}
+		}
 	}
 	return ""
+}
+
+// histogramsEqual compares what a histogram says about its observations:
+// count, sum and every populated bucket (bounds exactly, counts to the
+// engine's float tolerance). Span layout, empty buckets and counter reset
+// hints may differ.
+func histogramsEqual(a, b *histogram.FloatHistogram) bool {
+	if !floatsEqual(a.Count, b.Count) || !floatsEqual(a.Sum, b.Sum) || a.UsesCustomBuckets() != b.UsesCustomBuckets() {
+		return false
+	}
+	buckets := func(h *histogram.FloatHistogram) []histogram.Bucket[float64] {
+		var out []histogram.Bucket[float64]
+		for it := h.AllBucketIterator(); it.Next(); {
+			if bk := it.At(); bk.Count != 0 {
+				out = append(out, bk)
+			}
+		}
+		return out
+	}
+	ab, bb := buckets(a), buckets(b)
+	if len(ab) != len(bb) {
+		return false
+	}
+	for i := range ab {
+		x, y := ab[i], bb[i]
+		if x.Lower != y.Lower || x.Upper != y.Upper || x.LowerInclusive != y.LowerInclusive || x.UpperInclusive != y.UpperInclusive || !floatsEqual(x.Count, y.Count) {
+			return false
+		}
+	}
+	return true
 }
 
 // sameErrorKind accepts two messages that differ only in the label sets

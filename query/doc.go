@@ -8,6 +8,11 @@
 // selectors stream points from storage window by window, and subqueries run
 // on their own grid.
 //
+// Native histograms (histograms.go) are values of their own, as in
+// Prometheus 3: a Sample holds a float or a histogram (H), a Series floats
+// and Histograms; where the sketch language takes a window a histogram
+// series is read as the LogHistogram of its increase (histogramSketches).
+//
 // Sketch metrics (sketchq.go) plug into that grid: a selector named after a
 // registered metric, accuracy{model="b"}[7d], reads the series families
 // behind it (evalstore_confusion...), merges every bucket of the window per

@@ -27,8 +27,9 @@ type Queryable interface {
 type Options struct {
 	// Timeout bounds one query's evaluation (default 2m).
 	Timeout time.Duration
-	// MaxSamples bounds the float points loaded from storage by one query
-	// (default 50,000,000).
+	// MaxSamples bounds the points loaded from storage by one query
+	// (default 50,000,000). A native histogram counts as its size in
+	// 16-byte float samples, (Size()+8)/16, as in Prometheus.
 	MaxSamples int
 	// MaxSeries bounds the series one query selects (default 500,000).
 	MaxSeries int
@@ -223,8 +224,11 @@ func (e *Engine) exec(ctx context.Context, q Queryable, expr string, start, end,
 		default:
 			vec := make(Vector, 0, len(v))
 			for _, s := range v {
-				if len(s.Floats) > 0 {
+				switch {
+				case len(s.Floats) > 0:
 					vec = append(vec, Sample{Metric: s.Metric, T: start, F: s.Floats[0].F})
+				case len(s.Histograms) > 0:
+					vec = append(vec, Sample{Metric: s.Metric, T: start, H: s.Histograms[0].H})
 				}
 			}
 			res.Value = vec

@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/value"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
@@ -17,7 +18,7 @@ import (
 // accounting is shared by an evaluator and its subquery evaluators, so the
 // limits hold for the whole query.
 type accounting struct {
-	samples  int // float points loaded from storage
+	samples  int // points loaded from storage (histograms weighted, see histogramWeight)
 	series   int // series selected
 	buckets  int // sketch buckets read (see mergeWindow)
 	warnings []string
@@ -94,29 +95,48 @@ func refTime(ts int64, at *int64, offset int64) int64 {
 
 // ---- loading ----
 
+// point is one float sample, or one native histogram sample when H is set.
+type point struct {
+	T int64
+	F float64
+	H *histogram.FloatHistogram
+}
+
 // pointSource yields a series' points in time order: from storage (read
 // lazily, so a selector holds at most one window of points) or from an
 // evaluated subquery.
 type pointSource interface {
-	next() (FPoint, bool)
+	next() (point, bool)
 }
 
-// slicePoints is a pointSource over points in memory.
-type slicePoints struct {
-	pts []FPoint
-	i   int
+// seriesPoints is a pointSource over a series in memory, floats and
+// histograms merged in time order.
+type seriesPoints struct {
+	fs   []FPoint
+	hs   []HPoint
+	i, j int
 }
 
-func (s *slicePoints) next() (FPoint, bool) {
-	if s.i >= len(s.pts) {
-		return FPoint{}, false
+func (s *seriesPoints) next() (point, bool) {
+	switch {
+	case s.i < len(s.fs) && (s.j >= len(s.hs) || s.fs[s.i].T <= s.hs[s.j].T):
+		s.i++
+		return point{T: s.fs[s.i-1].T, F: s.fs[s.i-1].F}, true
+	case s.j < len(s.hs):
+		s.j++
+		return point{T: s.hs[s.j-1].T, H: s.hs[s.j-1].H}, true
 	}
-	s.i++
-	return s.pts[s.i-1], true
+	return point{}, false
 }
 
-// storagePoints reads float points in [mint, maxt] from a storage
-// iterator, counting them against MaxSamples and checking the context.
+// histogramWeight is what one histogram sample counts against MaxSamples:
+// its size in units of a float sample (16 bytes), timestamp included, as
+// Prometheus counts it.
+func histogramWeight(h *histogram.FloatHistogram) int { return (h.Size() + 8) / 16 }
+
+// storagePoints reads float and histogram points in [mint, maxt] from a
+// storage iterator, counting them against MaxSamples and checking the
+// context.
 type storagePoints struct {
 	ev        *evaluator
 	it        chunkenc.Iterator
@@ -128,7 +148,7 @@ type storagePoints struct {
 	skipStale bool
 }
 
-func (s *storagePoints) next() (FPoint, bool) {
+func (s *storagePoints) next() (point, bool) {
 	for !s.done {
 		var vt chunkenc.ValueType
 		if !s.started {
@@ -144,10 +164,10 @@ func (s *storagePoints) next() (FPoint, bool) {
 			s.done = true
 			break
 		}
-		if vt != chunkenc.ValFloat {
+		if vt != chunkenc.ValFloat && vt != chunkenc.ValFloatHistogram && vt != chunkenc.ValHistogram {
 			continue
 		}
-		t, f := s.it.At()
+		t := s.it.AtT()
 		if t > s.maxt {
 			s.done = true
 			break
@@ -155,7 +175,16 @@ func (s *storagePoints) next() (FPoint, bool) {
 		if t < s.mint {
 			continue
 		}
-		s.ev.acct.samples++
+		var p point
+		weight := 1
+		if vt == chunkenc.ValFloat {
+			p.T, p.F = s.it.At()
+		} else {
+			// A copy per point: the window functions keep several.
+			p.T, p.H = s.it.AtFloatHistogram(nil)
+			weight = histogramWeight(p.H)
+		}
+		s.ev.acct.samples += weight
 		s.n++
 		if s.n&1023 == 0 {
 			s.ev.checkCtx()
@@ -163,18 +192,27 @@ func (s *storagePoints) next() (FPoint, bool) {
 		if s.ev.acct.samples > s.ev.opts.MaxSamples {
 			s.ev.abort(limitError("max samples", s.ev.opts.MaxSamples))
 		}
-		if s.skipStale && value.IsStaleNaN(f) {
+		if s.skipStale && p.stale() {
 			continue
 		}
-		return FPoint{T: t, F: f}, true
+		return p, true
 	}
-	return FPoint{}, false
+	return point{}, false
 }
 
-// eachFloatSeries calls fn with every float series matching vs and a source
-// of its points in [mint, maxt]; staleness markers are dropped when
-// skipStale. Sketch series are left to sketch-aware callers.
-func (ev *evaluator) eachFloatSeries(vs *parser.VectorSelector, mint, maxt int64, skipStale bool, fn func(metric labels.Labels, src pointSource)) {
+// stale reports whether p is a staleness marker.
+func (p point) stale() bool {
+	if p.H != nil {
+		return value.IsStaleNaN(p.H.Sum)
+	}
+	return value.IsStaleNaN(p.F)
+}
+
+// eachSeries calls fn with every float and native histogram series
+// matching vs and a source of its points in [mint, maxt]; staleness markers
+// are dropped when skipStale. Sketch series are left to sketch-aware
+// callers.
+func (ev *evaluator) eachSeries(vs *parser.VectorSelector, mint, maxt int64, skipStale bool, fn func(metric labels.Labels, src pointSource)) {
 	ev.checkCtx()
 	set := ev.querier.Select(ev.ctx, series.Hints{Mint: mint, Maxt: maxt}, vs.LabelMatchers...)
 	var it chunkenc.Iterator
@@ -187,7 +225,7 @@ func (ev *evaluator) eachFloatSeries(vs *parser.VectorSelector, mint, maxt int64
 		if ev.acct.series > ev.opts.MaxSeries {
 			ev.abort(limitError("max series", ev.opts.MaxSeries))
 		}
-		if meta.Kind != series.KindFloat {
+		if meta.Kind != series.KindFloat && meta.Kind != series.KindHistogram {
 			skippedSketch = true
 			continue
 		}
@@ -228,6 +266,9 @@ func (ev *evaluator) eval(e parser.Expr) Value {
 				m[i].Metric = dropName(m[i].Metric)
 				for j := range m[i].Floats {
 					m[i].Floats[j].F = -m[i].Floats[j].F
+				}
+				for j := range m[i].Histograms {
+					m[i].Histograms[j].H = m[i].Histograms[j].H.Copy().Mul(-1)
 				}
 			}
 			m = ev.mergeSameLabelset(m)
@@ -270,8 +311,9 @@ func (ev *evaluator) constant(v float64) Matrix {
 }
 
 // vectorSelector evaluates an instant selector: at each step the latest
-// point in (ref-lookback, ref], unless it is a staleness marker. With
-// origT the value is the sample's own timestamp in seconds (timestamp()).
+// point in (ref-lookback, ref], float or histogram, unless it is a
+// staleness marker. With origT the value is the sample's own timestamp in
+// seconds (timestamp()).
 func (ev *evaluator) vectorSelector(vs *parser.VectorSelector, origT bool) Matrix {
 	at := ev.atTime(vs.Timestamp, vs.StartOrEnd)
 	off := vs.Offset.Milliseconds()
@@ -279,9 +321,10 @@ func (ev *evaluator) vectorSelector(vs *parser.VectorSelector, origT bool) Matri
 	var out Matrix
 	steps := ev.numSteps()
 	total := 0
-	ev.eachFloatSeries(vs, lo-ev.lookback+1, hi, false, func(metric labels.Labels, src pointSource) {
+	ev.eachSeries(vs, lo-ev.lookback+1, hi, false, func(metric labels.Labels, src pointSource) {
 		var pts []FPoint
-		var last, pend FPoint
+		var hpts []HPoint
+		var last, pend point
 		hasLast := false
 		hasPend := false
 		pend, hasPend = src.next()
@@ -291,7 +334,12 @@ func (ev *evaluator) vectorSelector(vs *parser.VectorSelector, origT bool) Matri
 				last, hasLast = pend, true
 				pend, hasPend = src.next()
 			}
-			if !hasLast || last.T <= ref-ev.lookback || value.IsStaleNaN(last.F) {
+			if !hasLast || last.T <= ref-ev.lookback || last.stale() {
+				continue
+			}
+			if last.H != nil && !origT {
+				// Steps share the histogram: it is never modified in place.
+				hpts = append(hpts, HPoint{T: ts, H: last.H})
 				continue
 			}
 			if pts == nil {
@@ -303,10 +351,10 @@ func (ev *evaluator) vectorSelector(vs *parser.VectorSelector, origT bool) Matri
 			}
 			pts = append(pts, FPoint{T: ts, F: f})
 		}
-		total += len(pts)
+		total += len(pts) + len(hpts)
 		ev.checkPoints(total)
-		if len(pts) > 0 {
-			out = append(out, Series{Metric: metric, Floats: pts})
+		if len(pts) > 0 || len(hpts) > 0 {
+			out = append(out, Series{Metric: metric, Floats: pts, Histograms: hpts})
 		}
 	})
 	return out
@@ -327,13 +375,18 @@ func (ev *evaluator) matrixSelector(ms *parser.MatrixSelector) Matrix {
 	at := ev.atTime(vs.Timestamp, vs.StartOrEnd)
 	ref := refTime(ev.start, at, vs.Offset.Milliseconds())
 	var out Matrix
-	ev.eachFloatSeries(vs, ref-ms.Range.Milliseconds()+1, ref, true, func(metric labels.Labels, src pointSource) {
-		var pts []FPoint
+	ev.eachSeries(vs, ref-ms.Range.Milliseconds()+1, ref, true, func(metric labels.Labels, src pointSource) {
+		var s Series
 		for p, ok := src.next(); ok; p, ok = src.next() {
-			pts = append(pts, p)
+			if p.H != nil {
+				s.Histograms = append(s.Histograms, HPoint{T: p.T, H: p.H})
+			} else {
+				s.Floats = append(s.Floats, FPoint{T: p.T, F: p.F})
+			}
 		}
-		if len(pts) > 0 {
-			out = append(out, Series{Metric: metric, Floats: pts})
+		if len(s.Floats) > 0 || len(s.Histograms) > 0 {
+			s.Metric = metric
+			out = append(out, s)
 		}
 	})
 	return out
@@ -403,17 +456,35 @@ func (ev *evaluator) mergeSameLabelset(m Matrix) Matrix {
 		h := s.Metric.Hash()
 		if i, ok := idx[h]; ok {
 			out[i].Floats = append(out[i].Floats, s.Floats...)
+			out[i].Histograms = append(out[i].Histograms, s.Histograms...)
 			continue
 		}
 		idx[h] = len(out)
 		out = append(out, s)
 	}
 	for i := range out {
-		f := out[i].Floats
+		f, hs := out[i].Floats, out[i].Histograms
 		slices.SortFunc(f, func(a, b FPoint) int { return cmpInt(a.T, b.T) })
+		slices.SortFunc(hs, func(a, b HPoint) int { return cmpInt(a.T, b.T) })
 		for j := 1; j < len(f); j++ {
 			if f[j].T == f[j-1].T {
 				ev.errorf("vector cannot contain metrics with the same labelset")
+			}
+		}
+		for j := 1; j < len(hs); j++ {
+			if hs[j].T == hs[j-1].T {
+				ev.errorf("vector cannot contain metrics with the same labelset")
+			}
+		}
+		if len(f) > 0 && len(hs) > 0 {
+			ts := make(map[int64]struct{}, len(f))
+			for _, p := range f {
+				ts[p.T] = struct{}{}
+			}
+			for _, p := range hs {
+				if _, dup := ts[p.T]; dup {
+					ev.errorf("vector cannot contain metrics with the same labelset")
+				}
 			}
 		}
 	}
@@ -451,7 +522,9 @@ type stepper struct {
 	ev     *evaluator
 	inputs []Matrix
 	cursor [][]int
-	vecs   []Vector
+	// hcursor is cursor's counterpart for the series' histograms.
+	hcursor [][]int
+	vecs    []Vector
 	// present[i] lists, for input i's vector at the current step, the
 	// index of the series each sample came from (binary operators match
 	// on precomputed per-series signatures through it).
@@ -459,9 +532,10 @@ type stepper struct {
 }
 
 func newStepper(ev *evaluator, inputs ...Matrix) *stepper {
-	st := &stepper{ev: ev, inputs: inputs, cursor: make([][]int, len(inputs)), vecs: make([]Vector, len(inputs)), present: make([][]int, len(inputs))}
+	st := &stepper{ev: ev, inputs: inputs, cursor: make([][]int, len(inputs)), hcursor: make([][]int, len(inputs)), vecs: make([]Vector, len(inputs)), present: make([][]int, len(inputs))}
 	for i, m := range inputs {
 		st.cursor[i] = make([]int, len(m))
+		st.hcursor[i] = make([]int, len(m))
 		st.vecs[i] = make(Vector, 0, len(m))
 	}
 	return st
@@ -479,6 +553,12 @@ func (st *stepper) gather(i int, ts int64) (Vector, []int) {
 			v = append(v, Sample{Metric: s.Metric, T: ts, F: s.Floats[c].F})
 			ids = append(ids, j)
 			st.cursor[i][j] = c + 1
+			continue
+		}
+		if hc := st.hcursor[i][j]; hc < len(s.Histograms) && s.Histograms[hc].T == ts {
+			v = append(v, Sample{Metric: s.Metric, T: ts, H: s.Histograms[hc].H})
+			ids = append(ids, j)
+			st.hcursor[i][j] = hc + 1
 		}
 	}
 	st.vecs[i], st.present[i] = v, ids
@@ -510,12 +590,19 @@ func (c *collector) add(ts int64, vec Vector) {
 		if !ok {
 			i = len(c.out)
 			c.index[h] = i
-			c.out = append(c.out, Series{Metric: s.Metric, Floats: make([]FPoint, 0, min(c.steps, 64))})
+			c.out = append(c.out, Series{Metric: s.Metric})
 			c.last = append(c.last, math.MinInt64)
 		} else if c.last[i] == ts {
 			c.ev.errorf("vector cannot contain metrics with the same labelset")
 		}
 		c.last[i] = ts
+		if s.H != nil {
+			c.out[i].Histograms = append(c.out[i].Histograms, HPoint{T: ts, H: s.H})
+			continue
+		}
+		if c.out[i].Floats == nil {
+			c.out[i].Floats = make([]FPoint, 0, min(c.steps, 64))
+		}
 		c.out[i].Floats = append(c.out[i].Floats, FPoint{T: ts, F: s.F})
 	}
 	c.n += len(vec)

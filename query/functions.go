@@ -5,12 +5,12 @@ import (
 	"regexp"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/facette/natsort"
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/value"
 
@@ -33,6 +33,11 @@ type funcDef struct {
 	ret      ValueType
 	// rng computes a function over a range vector, one window at a time.
 	rng func(w []FPoint, a *rangeArgs) (float64, bool)
+	// hrng computes it over a window that holds native histograms (fw its
+	// floats, hw its histograms, fw possibly empty) and returns a float,
+	// or a histogram when h is set. Functions without it read the window's
+	// floats only, dropping its histograms as Prometheus does.
+	hrng func(fw []FPoint, hw []HPoint, a *rangeArgs) (f float64, h *histogram.FloatHistogram, ok bool)
 	// keepName keeps the metric name on a range function's result.
 	keepName bool
 	// step computes a function of instant vectors and scalars, one step at
@@ -59,7 +64,7 @@ var (
 func simple(f func(float64) float64) *funcDef {
 	return &funcDef{args: []ValueType{tv}, ret: tv, step: func(_ int64, v []Vector, _ *parser.Call) Vector {
 		out := make(Vector, 0, len(v[0]))
-		for _, s := range v[0] {
+		for _, s := range floatsOnly(v[0]) {
 			out = append(out, Sample{Metric: dropName(s.Metric), F: f(s.F)})
 		}
 		return out
@@ -76,11 +81,30 @@ func date(f func(time.Time) float64) *funcDef {
 			return Vector{{Metric: labels.EmptyLabels(), F: f(time.Unix(ts/1000, 0).UTC())}}
 		}
 		out := make(Vector, 0, len(v[0]))
-		for _, s := range v[0] {
+		for _, s := range floatsOnly(v[0]) {
 			out = append(out, Sample{Metric: dropName(s.Metric), F: f(time.Unix(int64(s.F), 0).UTC())})
 		}
 		return out
 	}}
+}
+
+// floatsOnly returns v without its native histograms, for the functions
+// of floats, which drop histogram samples as Prometheus does. v itself is
+// returned when it holds floats only.
+func floatsOnly(v Vector) Vector {
+	for i, s := range v {
+		if s.H == nil {
+			continue
+		}
+		out := slices.Clone(v[:i])
+		for _, s := range v[i+1:] {
+			if s.H == nil {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	return v
 }
 
 func clampVec(v Vector, lo, hi float64) Vector {
@@ -88,7 +112,7 @@ func clampVec(v Vector, lo, hi float64) Vector {
 		return nil
 	}
 	out := make(Vector, 0, len(v))
-	for _, s := range v {
+	for _, s := range floatsOnly(v) {
 		out = append(out, Sample{Metric: dropName(s.Metric), F: math.Max(lo, math.Min(hi, s.F))})
 	}
 	return out
@@ -125,8 +149,8 @@ func init() {
 		}},
 		"scalar": {args: []ValueType{tv}, ret: ts, step: func(_ int64, v []Vector, _ *parser.Call) Vector {
 			f := math.NaN()
-			if len(v[0]) == 1 {
-				f = v[0][0].F
+			if fs := floatsOnly(v[0]); len(fs) == 1 {
+				f = fs[0].F
 			}
 			return Vector{{Metric: labels.EmptyLabels(), F: f}}
 		}},
@@ -137,7 +161,7 @@ func init() {
 			}
 			inv := 1.0 / to
 			out := make(Vector, 0, len(v[0]))
-			for _, s := range v[0] {
+			for _, s := range floatsOnly(v[0]) {
 				out = append(out, Sample{Metric: dropName(s.Metric), F: math.Floor(s.F*inv+0.5) / inv})
 			}
 			return out
@@ -258,6 +282,7 @@ func init() {
 			return quantile(0.5, vals), true
 		}),
 	}
+	addHistogramFuncs(functions)
 }
 
 // ---- evaluation of calls ----
@@ -332,14 +357,17 @@ func (ev *evaluator) rangeCall(n *parser.Call, f *funcDef) Matrix {
 	var out Matrix
 	steps := ev.numSteps()
 	total := 0
-	var win window
+	var win window[FPoint]
+	var hwin window[HPoint]
 	var at *int64
 	var off, rng int64
 	// perSeries slides the window (ref-range, ref] over one series' points.
 	perSeries := func(metric labels.Labels, src pointSource) {
 		ev.checkCtx()
 		var pts []FPoint
+		var hpts []HPoint
 		win.reset()
+		hwin.reset()
 		pend, hasPend := src.next()
 		ra.metric = metric
 		step := -1
@@ -350,20 +378,38 @@ func (ev *evaluator) rangeCall(n *parser.Call, f *funcDef) Matrix {
 			}
 			ref := refTime(t, at, off)
 			for hasPend && pend.T <= ref {
-				win.push(pend)
+				if pend.H != nil {
+					hwin.push(HPoint{T: pend.T, H: pend.H})
+				} else {
+					win.push(FPoint{T: pend.T, F: pend.F})
+				}
 				pend, hasPend = src.next()
 			}
 			win.dropUpTo(ref - rng)
-			w := win.points()
-			if len(w) == 0 {
+			hwin.dropUpTo(ref - rng)
+			w, hw := win.points(), hwin.points()
+			if len(hw) == 0 && len(w) == 0 || len(hw) > 0 && f.hrng == nil && len(w) == 0 {
 				continue
 			}
 			for i, sm := range scalars {
 				ra.scalars[i] = sm[0].Floats[step].F
 			}
 			ra.ts, ra.rangeStart, ra.rangeEnd = t, ref-rng, ref
-			v, ok := f.rng(w, ra)
+			var (
+				v  float64
+				h  *histogram.FloatHistogram
+				ok bool
+			)
+			if len(hw) > 0 && f.hrng != nil {
+				v, h, ok = f.hrng(w, hw, ra)
+			} else {
+				v, ok = f.rng(w, ra)
+			}
 			if !ok {
+				continue
+			}
+			if h != nil {
+				hpts = append(hpts, HPoint{T: t, H: h})
 				continue
 			}
 			if pts == nil {
@@ -371,15 +417,15 @@ func (ev *evaluator) rangeCall(n *parser.Call, f *funcDef) Matrix {
 			}
 			pts = append(pts, FPoint{T: t, F: v})
 		}
-		if len(pts) == 0 {
+		if len(pts) == 0 && len(hpts) == 0 {
 			return
 		}
-		total += len(pts)
+		total += len(pts) + len(hpts)
 		ev.checkPoints(total)
 		if !f.keepName {
 			metric = dropName(metric)
 		}
-		out = append(out, Series{Metric: metric, Floats: pts})
+		out = append(out, Series{Metric: metric, Floats: pts, Histograms: hpts})
 	}
 	switch a := arg.(type) {
 	case *parser.MatrixSelector:
@@ -389,14 +435,14 @@ func (ev *evaluator) rangeCall(n *parser.Call, f *funcDef) Matrix {
 		rng = a.Range.Milliseconds()
 		ra.rangeSec = float64(rng) / 1000
 		lo, hi := refTime(ev.start, at, off), refTime(ev.end, at, off)
-		ev.eachFloatSeries(vs, lo-rng+1, hi, true, perSeries)
+		ev.eachSeries(vs, lo-rng+1, hi, true, perSeries)
 	case *parser.SubqueryExpr:
 		var m Matrix
 		m, at, off = ev.subquery(a)
 		rng = a.Range.Milliseconds()
 		ra.rangeSec = float64(rng) / 1000
 		for _, s := range m {
-			perSeries(s.Metric, &slicePoints{pts: s.Floats})
+			perSeries(s.Metric, &seriesPoints{fs: s.Floats, hs: unknownResetHints(s.Histograms)})
 		}
 	default:
 		ev.errorf("unexpected range argument %T", arg)
@@ -411,6 +457,9 @@ func (ev *evaluator) absentOverTime(m Matrix, n *parser.Call) Matrix {
 	found := map[int64]bool{}
 	for _, s := range m {
 		for _, p := range s.Floats {
+			found[p.T] = true
+		}
+		for _, p := range s.Histograms {
 			found[p.T] = true
 		}
 	}
@@ -508,7 +557,7 @@ func (ev *evaluator) labelJoin(n *parser.Call) Matrix {
 
 func sortStep(desc bool) func(int64, []Vector, *parser.Call) Vector {
 	return func(_ int64, v []Vector, _ *parser.Call) Vector {
-		out := slices.Clone(v[0])
+		out := slices.Clone(floatsOnly(v[0]))
 		if desc {
 			slices.SortStableFunc(out, func(a, b Sample) int { return descCmp(a.F, b.F) })
 		} else {
@@ -601,21 +650,29 @@ func extrapolatedRate(w []FPoint, a *rangeArgs, isCounter, isRate bool) (float64
 			}
 		}
 	}
-	first, last := w[0].T, w[len(w)-1].T
+	zeroRatio := math.NaN()
+	if result > 0 && w[0].F >= 0 {
+		zeroRatio = w[0].F / result
+	}
+	return result * extrapolationFactor(w[0].T, w[len(w)-1].T, len(w), a, isCounter, isRate, zeroRatio), true
+}
+
+// extrapolationFactor scales the change seen between a window's first and
+// last sample (n samples) to the window's edges, or only half an average
+// sample interval beyond the samples when the series seems to start or end
+// inside the window. A counter is not extrapolated below its zero point:
+// zeroRatio is its first value over its increase (NaN when unknown).
+func extrapolationFactor(first, last int64, n int, a *rangeArgs, isCounter, isRate bool, zeroRatio float64) float64 {
 	toStart := float64(first-a.rangeStart) / 1000
 	toEnd := float64(a.rangeEnd-last) / 1000
 	sampled := float64(last-first) / 1000
-	avg := sampled / float64(len(w)-1)
+	avg := sampled / float64(n-1)
 	threshold := avg * 1.1
 	if toStart >= threshold {
 		toStart = avg / 2
 	}
-	if isCounter {
-		toZero := toStart
-		if result > 0 && w[0].F >= 0 {
-			toZero = sampled * (w[0].F / result)
-		}
-		if toZero < toStart {
+	if isCounter && !math.IsNaN(zeroRatio) {
+		if toZero := sampled * zeroRatio; toZero < toStart {
 			toStart = toZero
 		}
 	}
@@ -629,7 +686,7 @@ func extrapolatedRate(w []FPoint, a *rangeArgs, isCounter, isRate bool) (float64
 	if isRate {
 		factor /= a.rangeSec
 	}
-	return result * factor, true
+	return factor
 }
 
 // instantValue is irate and idelta: the last two points.
@@ -745,41 +802,32 @@ func varianceOverTime(w []FPoint) float64 {
 
 type bucket struct{ upper, count float64 }
 
-func histogramQuantile(_ int64, v []Vector, _ *parser.Call) Vector {
-	if len(v[0]) == 0 {
-		return nil
-	}
-	q := v[0][0].F
-	type mb struct {
-		metric  labels.Labels
-		buckets []bucket
-	}
-	groups := map[string]*mb{}
-	var order []string
-	var buf []byte
-	for _, s := range v[1] {
-		le := s.Metric.Get(labels.BucketLabel)
-		upper, err := strconv.ParseFloat(le, 64)
-		if err != nil || math.IsNaN(upper) {
-			continue
+// sortBuckets orders buckets by upper bound.
+func sortBuckets(buckets []bucket) []bucket {
+	slices.SortFunc(buckets, func(a, b bucket) int {
+		switch {
+		case a.upper < b.upper:
+			return -1
+		case a.upper > b.upper:
+			return 1
 		}
-		buf = s.Metric.BytesWithoutLabels(buf, labels.BucketLabel)
-		g, ok := groups[string(buf)]
-		if !ok {
-			b := labels.NewBuilder(s.Metric)
-			b.Del(labels.BucketLabel, metricName)
-			g = &mb{metric: b.Labels()}
-			groups[string(buf)] = g
-			order = append(order, string(buf))
+		return 0
+	})
+	return buckets
+}
+
+// coalesce merges sorted buckets that share an upper bound.
+func coalesce(buckets []bucket) []bucket {
+	j := 0
+	for i := 1; i < len(buckets); i++ {
+		if buckets[i].upper == buckets[j].upper {
+			buckets[j].count += buckets[i].count
+		} else {
+			j++
+			buckets[j] = buckets[i]
 		}
-		g.buckets = append(g.buckets, bucket{upper, s.F})
 	}
-	out := make(Vector, 0, len(order))
-	for _, k := range order {
-		g := groups[k]
-		out = append(out, Sample{Metric: g.metric, F: bucketQuantile(q, g.buckets)})
-	}
-	return out
+	return buckets[:j+1]
 }
 
 func bucketQuantile(q float64, buckets []bucket) float64 {
@@ -791,29 +839,11 @@ func bucketQuantile(q float64, buckets []bucket) float64 {
 	case q > 1:
 		return math.Inf(1)
 	}
-	slices.SortFunc(buckets, func(a, b bucket) int {
-		switch {
-		case a.upper < b.upper:
-			return -1
-		case a.upper > b.upper:
-			return 1
-		}
-		return 0
-	})
+	buckets = sortBuckets(buckets)
 	if !math.IsInf(buckets[len(buckets)-1].upper, 1) {
 		return math.NaN()
 	}
-	// Coalesce buckets with the same bound.
-	j := 0
-	for i := 1; i < len(buckets); i++ {
-		if buckets[i].upper == buckets[j].upper {
-			buckets[j].count += buckets[i].count
-		} else {
-			j++
-			buckets[j] = buckets[i]
-		}
-	}
-	buckets = buckets[:j+1]
+	buckets = coalesce(buckets)
 	// Force monotonic counts, ignoring tiny float differences.
 	prev := buckets[0].count
 	for i := 1; i < len(buckets); i++ {
@@ -875,16 +905,22 @@ func almostEqual(a, b, eps float64) bool {
 	return diff/math.Min(absSum, math.MaxFloat64) < eps
 }
 
+// timed is a point with a time: FPoint or HPoint.
+type timed interface{ time() int64 }
+
+func (p FPoint) time() int64 { return p.T }
+func (p HPoint) time() int64 { return p.T }
+
 // window holds the points of a sliding range window in time order.
-type window struct {
-	buf   []FPoint
+type window[P timed] struct {
+	buf   []P
 	start int
 }
 
-func (w *window) reset()           { w.buf, w.start = w.buf[:0], 0 }
-func (w *window) points() []FPoint { return w.buf[w.start:] }
+func (w *window[P]) reset()      { w.buf, w.start = w.buf[:0], 0 }
+func (w *window[P]) points() []P { return w.buf[w.start:] }
 
-func (w *window) push(p FPoint) {
+func (w *window[P]) push(p P) {
 	if w.start > 0 && w.start >= len(w.buf)/2 && len(w.buf) == cap(w.buf) {
 		n := copy(w.buf, w.buf[w.start:])
 		w.buf, w.start = w.buf[:n], 0
@@ -893,8 +929,8 @@ func (w *window) push(p FPoint) {
 }
 
 // dropUpTo removes the points at or before t (the window is left-open).
-func (w *window) dropUpTo(t int64) {
-	for w.start < len(w.buf) && w.buf[w.start].T <= t {
+func (w *window[P]) dropUpTo(t int64) {
+	for w.start < len(w.buf) && w.buf[w.start].time() <= t {
 		w.start++
 	}
 }

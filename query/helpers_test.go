@@ -2,12 +2,15 @@ package query
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/value"
 	promparser "github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
@@ -18,6 +21,7 @@ import (
 //
 //	load 1m
 //	  metric{a="b"} 0+10x5 _ stale 3
+//	  hist{a="b"} {{schema:0 sum:5 count:4 buckets:[1 2 1]}}+{{sum:1 count:1 buckets:[1]}}x10
 func loadText(t testing.TB, text string) *MemStorage {
 	t.Helper()
 	st := NewMemStorage()
@@ -36,22 +40,53 @@ func loadText(t testing.TB, text string) *MemStorage {
 			step = d
 			continue
 		}
-		lset, vals, err := p.ParseSeriesDesc(line)
-		if err != nil {
-			t.Fatalf("bad series %q: %v", line, err)
-		}
-		var pts []FPoint
-		for i, v := range vals {
-			if v.Omitted {
-				continue
-			}
-			pts = append(pts, FPoint{T: int64(i) * step.Milliseconds(), F: v.Value})
-		}
-		if err := st.AddFloat(lset, pts...); err != nil {
+		if err := addSeriesLine(st, p, line, step); err != nil {
 			t.Fatal(err)
 		}
 	}
 	return st
+}
+
+// addSeriesLine adds one promqltest series line (floats or native
+// histograms, one sample per step from 0) to st.
+func addSeriesLine(st *MemStorage, p promparser.Parser, line string, step time.Duration) error {
+	lset, vals, err := p.ParseSeriesDesc(line)
+	if err != nil {
+		return fmt.Errorf("bad series %q: %w", line, err)
+	}
+	var pts []FPoint
+	var hpts []HPoint
+	for i, v := range vals {
+		if v.Omitted {
+			continue
+		}
+		ts := int64(i) * step.Milliseconds()
+		switch {
+		case v.Histogram != nil:
+			hpts = append(hpts, HPoint{T: ts, H: v.Histogram})
+		case value.IsStaleNaN(v.Value) && (len(hpts) > 0 || len(pts) == 0 && histogramLine(vals)):
+			// A staleness marker in a histogram series.
+			hpts = append(hpts, HPoint{T: ts, H: &histogram.FloatHistogram{Sum: math.Float64frombits(value.StaleNaN)}})
+		default:
+			pts = append(pts, FPoint{T: ts, F: v.Value})
+		}
+	}
+	if len(hpts) > 0 {
+		if len(pts) > 0 {
+			return fmt.Errorf("series %q mixes floats and histograms", line)
+		}
+		return st.AddHistogram(lset, hpts...)
+	}
+	return st.AddFloat(lset, pts...)
+}
+
+func histogramLine(vals []promparser.SequenceValue) bool {
+	for _, v := range vals {
+		if v.Histogram != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // promQueryable serves a MemStorage's float series to Prometheus's engine.
@@ -65,11 +100,16 @@ func (q promQuerier) Select(_ context.Context, _ bool, _ *storage.SelectHints, m
 	mq, _ := q.m.Querier(math.MinInt64, math.MaxInt64)
 	var out []storage.Series
 	for _, s := range mq.(*memQuerier).all {
-		if s.chunk == nil || !matches(s.meta.Labels, ms) {
+		if s.chunk == nil && s.hists == nil || !matches(s.meta.Labels, ms) {
 			continue
 		}
-		c := s.chunk
-		out = append(out, &storage.SeriesEntry{Lset: s.meta.Labels, SampleIteratorFn: func(it chunkenc.Iterator) chunkenc.Iterator { return c.Iterator(it) }})
+		c, hs := s.chunk, s.hists
+		out = append(out, &storage.SeriesEntry{Lset: s.meta.Labels, SampleIteratorFn: func(it chunkenc.Iterator) chunkenc.Iterator {
+			if hs != nil {
+				return newHistIter(hs, it)
+			}
+			return c.Iterator(it)
+		}})
 	}
 	return &promSet{s: out, i: -1}
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 
 	"evalstore/query/parser"
@@ -199,5 +200,45 @@ func TestConcurrentQueries(t *testing.T) {
 		if err := <-errs; err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestHistogramSampleLimit checks that a native histogram counts against
+// MaxSamples as its size in float samples, (Size()+8)/16, as Prometheus
+// counts it: a query reading n histograms needs exactly n times that.
+func TestHistogramSampleLimit(t *testing.T) {
+	h := &histogram.FloatHistogram{
+		Schema: 3, Count: 40, Sum: 12,
+		PositiveSpans:   []histogram.Span{{Offset: 0, Length: 20}},
+		PositiveBuckets: []float64{1, 2, 3, 4, 5, 1, 2, 3, 4, 5, 1, 2, 3, 4, 5, 1, 2, 3, 4, 5},
+	}
+	weight := (h.Size() + 8) / 16
+	if weight < 2 {
+		t.Fatalf("histogram weighs %d samples: too small to tell weighting from counting", weight)
+	}
+	const n = 30
+	st := NewMemStorage()
+	pts := make([]HPoint, n)
+	for i := range pts {
+		pts[i] = HPoint{T: int64(i) * 60_000, H: h}
+	}
+	if err := st.AddHistogram(labels.FromStrings(metricName, "hh"), pts...); err != nil {
+		t.Fatal(err)
+	}
+	at := time.UnixMilli((n - 1) * 60_000)
+	for _, c := range []struct {
+		limit int
+		fail  bool
+	}{{n * weight, false}, {n*weight - 1, true}} {
+		t.Run(fmt.Sprint(c.limit), func(t *testing.T) {
+			_, err := New(Options{MaxSamples: c.limit}).Instant(context.Background(), st, `sum_over_time(hh[1h])`, at)
+			name, isLimit := IsLimit(err)
+			switch {
+			case c.fail && (!isLimit || name != "max samples"):
+				t.Fatalf("err = %v, want the max samples limit", err)
+			case !c.fail && err != nil:
+				t.Fatalf("err = %v, want none", err)
+			}
+		})
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
@@ -14,7 +15,8 @@ import (
 	"evalstore/tsdb/series"
 )
 
-// MemStorage is an in-memory Queryable of float and sketch series, for
+// MemStorage is an in-memory Queryable of float, native histogram and
+// sketch series, for
 // tests, examples and benchmarks. Add data before querying; it is safe for
 // concurrent queries once loaded.
 type MemStorage struct {
@@ -34,6 +36,7 @@ type memSeries struct {
 	chunk   *chunkenc.XORChunk
 	app     chunkenc.Appender
 	buckets []MemBucket
+	hists   []HPoint
 }
 
 // NewMemStorage returns an empty store.
@@ -50,12 +53,25 @@ func (m *MemStorage) get(l labels.Labels, kind series.Kind, f sketch.Format) *me
 	return s
 }
 
+// getKind is get for a float or histogram series, refusing a series of
+// another kind (a series keeps one kind, as in storage).
+func (m *MemStorage) getKind(l labels.Labels, kind series.Kind) (*memSeries, error) {
+	s := m.get(l, kind, 0)
+	if s.meta.Kind != kind {
+		return nil, fmt.Errorf("memstore: series %s holds %s samples, not %s", l, s.meta.Kind, kind)
+	}
+	return s, nil
+}
+
 // AddFloat appends float samples (in time order, at most 65,535 per
 // series: one XOR chunk, as storage encodes them) to the series l.
 func (m *MemStorage) AddFloat(l labels.Labels, pts ...FPoint) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	s := m.get(l, series.KindFloat, 0)
+	s, err := m.getKind(l, series.KindFloat)
+	if err != nil {
+		return err
+	}
 	if s.chunk == nil {
 		s.chunk = chunkenc.NewXORChunk()
 		app, err := s.chunk.Appender()
@@ -69,6 +85,25 @@ func (m *MemStorage) AddFloat(l labels.Labels, pts ...FPoint) error {
 	}
 	for _, p := range pts {
 		s.app.Append(0, p.T, p.F)
+	}
+	return nil
+}
+
+// AddHistogram appends native histogram samples (in time order; a
+// staleness marker has Sum = value.StaleNaN) to the histogram series l. The
+// histograms are copied; their counter reset hints are kept as given.
+func (m *MemStorage) AddHistogram(l labels.Labels, pts ...HPoint) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s, err := m.getKind(l, series.KindHistogram)
+	if err != nil {
+		return err
+	}
+	for _, p := range pts {
+		if n := len(s.hists); n > 0 && p.T <= s.hists[n-1].T {
+			return fmt.Errorf("memstore: histogram at %d not after %d in series %s", p.T, s.hists[n-1].T, l)
+		}
+		s.hists = append(s.hists, HPoint{T: p.T, H: p.H.Copy()})
 	}
 	return nil
 }
@@ -177,6 +212,9 @@ type memSeriesView struct {
 func (v *memSeriesView) Meta() series.Meta { return v.s.meta }
 
 func (v *memSeriesView) Samples(reuse chunkenc.Iterator) chunkenc.Iterator {
+	if v.s.meta.Kind == series.KindHistogram {
+		return newHistIter(v.s.hists, reuse)
+	}
 	if v.s.chunk == nil {
 		return chunkenc.NewNopIterator()
 	}
@@ -207,3 +245,83 @@ func (it *bucketIter) At() (int64, int64, []byte) {
 	return b.T, b.Width, b.State
 }
 func (it *bucketIter) Err() error { return nil }
+
+// histIter is a chunkenc.Iterator over histogram points held in memory.
+type histIter struct {
+	seekVia[int64]
+	pts []HPoint
+	i   int
+}
+
+// seekVia gives an iterator chunkenc.Iterator's Seek(int64) method. It is
+// generic only so that go vet's stdmethods check (which takes any Seek of
+// an int64 for a malformed io.Seeker) does not apply, as in tsdb.
+type seekVia[T ~int64] struct {
+	it interface {
+		seek(int64) chunkenc.ValueType
+	}
+}
+
+// Seek advances to the first sample at or after t (never backwards).
+func (s seekVia[T]) Seek(t T) chunkenc.ValueType { return s.it.seek(int64(t)) }
+
+func newHistIter(pts []HPoint, reuse chunkenc.Iterator) *histIter {
+	it, ok := reuse.(*histIter)
+	if !ok {
+		it = &histIter{}
+	}
+	*it = histIter{pts: pts, i: -1}
+	it.seekVia = seekVia[int64]{it}
+	return it
+}
+
+func (it *histIter) Next() chunkenc.ValueType {
+	if it.i < len(it.pts) {
+		it.i++
+	}
+	if it.i >= len(it.pts) {
+		return chunkenc.ValNone
+	}
+	return chunkenc.ValFloatHistogram
+}
+
+func (it *histIter) seek(t int64) chunkenc.ValueType {
+	it.i = max(it.i, 0)
+	for it.i < len(it.pts) && it.pts[it.i].T < t {
+		it.i++
+	}
+	if it.i >= len(it.pts) {
+		return chunkenc.ValNone
+	}
+	return chunkenc.ValFloatHistogram
+}
+
+// At has no float to return: the iterator yields histograms only.
+func (it *histIter) At() (int64, float64) { return it.AtT(), math.NaN() }
+
+// AtHistogram has no integer histogram to return: the points are float
+// histograms (chunkenc.ValFloatHistogram).
+func (it *histIter) AtHistogram(*histogram.Histogram) (int64, *histogram.Histogram) {
+	return it.AtT(), nil
+}
+
+// AtFloatHistogram copies the current histogram into fh (a new one when fh
+// is nil), as chunk iterators do.
+func (it *histIter) AtFloatHistogram(fh *histogram.FloatHistogram) (int64, *histogram.FloatHistogram) {
+	p := it.pts[it.i]
+	if fh == nil {
+		return p.T, p.H.Copy()
+	}
+	p.H.CopyTo(fh)
+	return p.T, fh
+}
+
+func (it *histIter) AtT() int64 {
+	if it.i < 0 || it.i >= len(it.pts) {
+		return math.MinInt64
+	}
+	return it.pts[it.i].T
+}
+
+func (it *histIter) AtST() int64 { return 0 }
+func (it *histIter) Err() error  { return nil }

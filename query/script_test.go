@@ -121,18 +121,8 @@ func runScript(t *testing.T, path string) {
 		case fields[0] == "load":
 			step := parseDur(t, where, fields[1])
 			for k, line := range c.body {
-				lset, vals, err := p.ParseSeriesDesc(line)
-				if err != nil {
+				if err := addSeriesLine(st, p, line, step); err != nil {
 					t.Fatalf("%s:%d: %v", filepath.Base(path), c.bodyAt[k], err)
-				}
-				var pts []FPoint
-				for i, v := range vals {
-					if !v.Omitted {
-						pts = append(pts, FPoint{T: int64(i) * step.Milliseconds(), F: v.Value})
-					}
-				}
-				if err := st.AddFloat(lset, pts...); err != nil {
-					t.Fatal(err)
 				}
 			}
 		case fields[0] == "eval" || fields[0] == "eval_ordered" || fields[0] == "eval_fail":
@@ -185,6 +175,7 @@ func checkExpected(p promparser.Parser, res Result, body []string, isRange bool,
 	type exp struct {
 		metric string
 		pts    []FPoint
+		hpts   []HPoint
 	}
 	var want []exp
 	scalar := false
@@ -194,7 +185,7 @@ func checkExpected(p promparser.Parser, res Result, body []string, isRange bool,
 				f = math.NaN()
 			}
 			scalar = true
-			want = append(want, exp{"", []FPoint{{T: start.Milliseconds(), F: f}}})
+			want = append(want, exp{"", []FPoint{{T: start.Milliseconds(), F: f}}, nil})
 			continue
 		}
 		lset, vals, err := p.ParseSeriesDesc(line)
@@ -202,6 +193,7 @@ func checkExpected(p promparser.Parser, res Result, body []string, isRange bool,
 			return fmt.Sprintf("bad expected line %q: %v", line, err)
 		}
 		var pts []FPoint
+		var hpts []HPoint
 		for i, v := range vals {
 			if v.Omitted {
 				continue
@@ -210,9 +202,13 @@ func checkExpected(p promparser.Parser, res Result, body []string, isRange bool,
 			if isRange {
 				t += int64(i) * step.Milliseconds()
 			}
+			if v.Histogram != nil {
+				hpts = append(hpts, HPoint{T: t, H: v.Histogram})
+				continue
+			}
 			pts = append(pts, FPoint{T: t, F: v.Value})
 		}
-		want = append(want, exp{lset.String(), pts})
+		want = append(want, exp{lset.String(), pts, hpts})
 	}
 	var got []exp
 	switch v := res.Value.(type) {
@@ -220,14 +216,18 @@ func checkExpected(p promparser.Parser, res Result, body []string, isRange bool,
 		if !scalar || len(want) != 1 {
 			return fmt.Sprintf("got scalar %v, want %v", v.V, body)
 		}
-		got = append(got, exp{"", []FPoint{{T: v.T, F: v.V}}})
+		got = append(got, exp{"", []FPoint{{T: v.T, F: v.V}}, nil})
 	case Vector:
 		for _, s := range v {
-			got = append(got, exp{s.Metric.String(), []FPoint{{T: s.T, F: s.F}}})
+			if s.H != nil {
+				got = append(got, exp{s.Metric.String(), nil, []HPoint{{T: s.T, H: s.H}}})
+				continue
+			}
+			got = append(got, exp{s.Metric.String(), []FPoint{{T: s.T, F: s.F}}, nil})
 		}
 	case Matrix:
 		for _, s := range v {
-			got = append(got, exp{s.Metric.String(), s.Floats})
+			got = append(got, exp{s.Metric.String(), s.Floats, s.Histograms})
 		}
 	default:
 		return fmt.Sprintf("unexpected value %T", res.Value)
@@ -251,6 +251,15 @@ func checkExpected(p promparser.Parser, res Result, body []string, isRange bool,
 			g, w := got[i].pts[j], want[i].pts[j]
 			if g.T != w.T || !sameFloat(g.F, w.F, 1e-9) {
 				return fmt.Sprintf("%s: got points %v, want %v", got[i].metric, got[i].pts, want[i].pts)
+			}
+		}
+		if len(got[i].hpts) != len(want[i].hpts) {
+			return fmt.Sprintf("%s: got histograms %v, want %v", got[i].metric, got[i].hpts, want[i].hpts)
+		}
+		for j := range got[i].hpts {
+			g, w := got[i].hpts[j], want[i].hpts[j]
+			if g.T != w.T || !histogramsEqual(g.H, w.H) {
+				return fmt.Sprintf("%s: got histograms %v, want %v", got[i].metric, got[i].hpts, want[i].hpts)
 			}
 		}
 	}

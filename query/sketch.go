@@ -120,6 +120,12 @@ func (ev *evaluator) sketchSelect(ms []*labels.Matcher, at *int64, off, w int64,
 		if ev.acct.series > ev.opts.MaxSeries {
 			ev.abort(limitError("max series", ev.opts.MaxSeries))
 		}
+		if meta.Kind == series.KindHistogram {
+			if pts := ev.histogramSketches(s, at, off, w, pool); len(pts) > 0 {
+				out = append(out, Series{Metric: meta.Labels, Sketches: pts})
+			}
+			continue
+		}
 		if meta.Kind != series.KindSketch {
 			continue
 		}

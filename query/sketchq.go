@@ -614,7 +614,9 @@ func (ev *evaluator) familyStates(base []*labels.Matcher, family string, at *int
 	}
 	drop := []string{metricName}
 	if !hasMatcher(base, labelSource) {
-		ms = append(ms, labels.MustNewMatcher(labels.MatchEqual, labelSource, "online"))
+		// Remote-written native histograms carry no source label: they
+		// are online data.
+		ms = append(ms, labels.MustNewMatcher(labels.MatchRegexp, labelSource, "online|"))
 		drop = append(drop, labelSource)
 	}
 	m := ev.sketchSelect(ms, at, off, w, pool)
