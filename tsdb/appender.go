@@ -1,10 +1,12 @@
 package tsdb
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"sync"
 
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 
 	"evalstore/sketch"
@@ -26,21 +28,25 @@ type Appender struct {
 	*appendState
 }
 
-// appendState is an Appender's batch and its float series cache.
+// appendState is an Appender's batch and its float and histogram series
+// cache.
 type appendState struct {
 	db      *DB             // the DB whose series cached holds
 	buf     []byte          // the samples record: version byte, then entries (floats' at Commit)
 	samples []pendingSample // sketch deltas
 	floats  []floatSample
+	hists   []histSample
+	hbuf    []byte      // histogram encoding scratch
+	hd      histDecoder // for applying hists
 	series  []*memSeries
 	seen    map[*memSeries]struct{} // sketch series noted in this batch
 	scratch map[sketch.Format]sketch.Sketch
-	// Float series written through this state, found by labels hash
-	// without the index (like the series refs a Prometheus scrape loop
-	// keeps), with their state in the current batch.
+	// Float and histogram series written through this state, found by
+	// labels hash without the index (like the series refs a Prometheus
+	// scrape loop keeps), with their state in the current batch.
 	cache  map[uint64]int32 // labels hash → index+1 in cached
 	cached []cachedSeries
-	prev   int32  // index+1 of the entry of the previous AddFloat
+	prev   int32  // index+1 of the entry of the previous AddFloat or AddHistogram
 	batch  uint64 // current batch number, > 0; bumped at the end of a batch
 	// lo and hi are the time bounds, from the clock read in batch
 	// boundsBatch (see checkTime).
@@ -78,24 +84,36 @@ func (st *appendState) dropCache() {
 	st.prev = 0
 }
 
-// maxCachedSeries bounds the float series an appendState remembers between
-// batches; past it the cache is dropped at the end of a batch.
+// maxCachedSeries bounds the float and histogram series an appendState
+// remembers between batches; past it the cache is dropped at the end of a
+// batch.
 const maxCachedSeries = 1 << 16
 
-// cachedSeries is a float series in an appendState's cache. Its batch
-// fields are valid while batch equals the state's.
+// cachedSeries is a float or histogram series in an appendState's cache.
+// Its batch fields are valid while batch equals the state's.
 type cachedSeries struct {
 	ms   *memSeries
 	next int32 // index+1 of the next entry with the same labels hash
-	// succ is index+1 of the entry whose AddFloat followed this one's
-	// last time: writers that send their series in a stable order find
-	// each next series with one labels comparison, without hashing.
+	// succ is index+1 of the entry whose AddFloat (or AddHistogram)
+	// followed this one's last time: writers that send their series in a
+	// stable order find each next series with one labels comparison,
+	// without hashing.
 	succ  int32
 	batch uint64 // batch in which the series was last noted
-	// the series' newest pending sample in that batch, for order checks
-	// against writes not yet committed.
+	// the series' newest pending sample in that batch (value bits, or
+	// histogramHash), for order checks against writes not yet committed.
 	pendT int64
 	pendV uint64
+}
+
+// histSample is one validated histogram sample waiting for Commit (or
+// being replayed): v is its histogramHash, enc its encoding in the batch's
+// record.
+type histSample struct {
+	ms  *memSeries
+	t   int64
+	v   uint64
+	enc []byte
 }
 
 // floatSample is one validated float sample waiting for Commit.
@@ -201,83 +219,143 @@ func (a *Appender) AddFloat(lset labels.Labels, t int64, v float64) error {
 	if err := a.checkTime(t); err != nil {
 		return err
 	}
-	c, err := a.floatSeries(lset)
+	c, err := a.sampleSeries(lset, series.KindFloat)
 	if err != nil {
 		return err
 	}
-	ms := c.ms
 	bits := math.Float64bits(v)
-	var has bool
-	var lastT int64
-	var lastV uint64
-	if c.batch == a.batch {
-		has, lastT, lastV = true, c.pendT, c.pendV
-	} else {
-		ms.mu.Lock()
-		has, lastT, lastV = ms.hasLast, ms.lastT, ms.lastV
-		ms.mu.Unlock()
-	}
-	if has && t <= lastT {
-		if t < lastT {
-			return fmt.Errorf("%w: series %s: timestamp %d is before the newest %d", ErrOutOfOrderSample, ms.lset.String(), t, lastT)
+	if noop, err := a.checkOrder(c, t, bits); noop || err != nil {
+		if errors.Is(err, ErrDuplicateSampleForTimestamp) {
+			_, _, lastV := a.newest(c)
+			err = fmt.Errorf("%w: series %s: timestamp %d already has value %v, got %v",
+				ErrDuplicateSampleForTimestamp, c.ms.lset.String(), t, math.Float64frombits(lastV), v)
 		}
-		if bits == lastV {
-			return nil
-		}
-		return fmt.Errorf("%w: series %s: timestamp %d already has value %v, got %v",
-			ErrDuplicateSampleForTimestamp, ms.lset.String(), t, math.Float64frombits(lastV), v)
+		return err
 	}
-	if c.batch != a.batch {
-		c.batch = a.batch
-		a.series = append(a.series, ms)
-	}
-	c.pendT, c.pendV = t, bits
-	a.floats = append(a.floats, floatSample{ms: ms, t: t, v: bits})
+	a.floats = append(a.floats, floatSample{ms: c.ms, t: t, v: bits})
 	return nil
 }
 
-// floatSeries returns the cache entry of lset's float series, creating the
-// series (and the entry) if needed. The pointer is valid until the next
-// call.
-func (a *Appender) floatSeries(lset labels.Labels) (*cachedSeries, error) {
+// AddHistogram queues a native histogram sample; the rules are AddFloat's,
+// with "the same value" meaning equal as histogram.FloatHistogram.Equals
+// compares (the counter reset hint aside; see histogramHash). h must pass
+// h.Validate() (else the error wraps ErrInvalidHistogram); integer
+// histograms are converted by the caller (h.ToFloat(nil)). h is copied:
+// the caller may reuse it when AddHistogram returns. A staleness marker
+// (Sum with the bits of value.StaleNaN) is stored as such.
+//
+// The counter reset hint is kept as far as Prometheus's chunk format
+// carries it: CounterReset starts a new chunk and reads back as
+// CounterReset from a single source; GaugeType marks gauge chunks; other
+// hints are recomputed from the counts when stored. See the series.Series
+// contract and docs/format.md for what readers get.
+func (a *Appender) AddHistogram(lset labels.Labels, t int64, h *histogram.FloatHistogram) error {
+	a.begin()
+	if err := a.checkTime(t); err != nil {
+		return err
+	}
+	if h == nil {
+		return fmt.Errorf("%w: series %s: timestamp %d: nil histogram", ErrInvalidHistogram, lset.String(), t)
+	}
+	if err := h.Validate(); err != nil {
+		return histogramError(lset.String(), t, err)
+	}
+	c, err := a.sampleSeries(lset, series.KindHistogram)
+	if err != nil {
+		return err
+	}
+	hash := histogramHash(h)
+	if noop, err := a.checkOrder(c, t, hash); noop || err != nil {
+		if errors.Is(err, ErrDuplicateSampleForTimestamp) {
+			err = fmt.Errorf("%w: series %s: timestamp %d already has a different histogram",
+				ErrDuplicateSampleForTimestamp, c.ms.lset.String(), t)
+		}
+		return err
+	}
+	a.hbuf = appendHistogram(a.hbuf[:0], h)
+	a.buf = appendHistogramEntry(a.buf, uint64(c.ms.ref), t, a.hbuf)
+	a.hists = append(a.hists, histSample{ms: c.ms, t: t, v: hash, enc: a.buf[len(a.buf)-len(a.hbuf):]})
+	return nil
+}
+
+// newest returns c's series' newest sample: pending in this batch, or
+// committed.
+func (a *Appender) newest(c *cachedSeries) (has bool, t int64, v uint64) {
+	if c.batch == a.batch {
+		return true, c.pendT, c.pendV
+	}
+	ms := c.ms
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	return ms.hasLast, ms.lastT, ms.lastV
+}
+
+// checkOrder applies the sample order rules to a sample (t, v) of c's
+// series (v: float bits or histogramHash). It reports a repeat of the
+// newest sample as a no-op, or returns ErrOutOfOrderSample or
+// ErrDuplicateSampleForTimestamp (the caller words the latter); otherwise
+// it notes the sample as the series' newest pending one.
+func (a *Appender) checkOrder(c *cachedSeries, t int64, v uint64) (noop bool, err error) {
+	has, lastT, lastV := a.newest(c)
+	if has && t <= lastT {
+		if t < lastT {
+			return false, fmt.Errorf("%w: series %s: timestamp %d is before the newest %d", ErrOutOfOrderSample, c.ms.lset.String(), t, lastT)
+		}
+		if v == lastV {
+			return true, nil
+		}
+		return false, ErrDuplicateSampleForTimestamp
+	}
+	if c.batch != a.batch {
+		c.batch = a.batch
+		a.series = append(a.series, c.ms)
+	}
+	c.pendT, c.pendV = t, v
+	return false, nil
+}
+
+// sampleSeries returns the cache entry of lset's float or histogram series
+// (kind), creating the series (and the entry) if needed. The pointer is
+// valid until the next call.
+func (a *Appender) sampleSeries(lset labels.Labels, kind series.Kind) (*cachedSeries, error) {
 	var prev *cachedSeries
 	if a.prev != 0 {
 		prev = &a.cached[a.prev-1]
 		if i := prev.succ; i != 0 {
-			if c := &a.cached[i-1]; labels.Equal(c.ms.lset, lset) {
+			if c := &a.cached[i-1]; c.ms.kind == kind && labels.Equal(c.ms.lset, lset) {
 				a.prev = i
 				return c, nil
 			}
 		}
 	}
-	i, err := a.lookupFloat(lset)
+	i, err := a.lookupSample(lset, kind)
 	if err != nil {
 		return nil, err
 	}
 	if a.prev != 0 {
-		a.cached[a.prev-1].succ = i // not prev: lookupFloat may have grown cached
+		a.cached[a.prev-1].succ = i // not prev: lookupSample may have grown cached
 	}
 	a.prev = i
 	return &a.cached[i-1], nil
 }
 
-// lookupFloat returns index+1 of lset's entry in the cache, creating the
-// series (and the entry) if needed. A hit needs one hash of lset and one
-// comparison with the series' stored labels; lset not in canonical form
-// (unsorted, empty values) always go through the index.
-func (a *Appender) lookupFloat(lset labels.Labels) (int32, error) {
+// lookupSample returns index+1 of lset's entry in the cache, creating the
+// series (of kind) and the entry if needed. A hit needs one hash of lset
+// and one comparison with the series' stored labels; lset not in canonical
+// form (unsorted, empty values) always go through the index.
+func (a *Appender) lookupSample(lset labels.Labels, kind series.Kind) (int32, error) {
 	h := lset.Hash()
 	for i := a.cache[h]; i != 0; {
 		c := &a.cached[i-1]
 		if labels.Equal(c.ms.lset, lset) {
-			if c.ms.kind != series.KindFloat {
+			if c.ms.kind != kind {
 				break // seriesFor reports the mismatch
 			}
 			return i, nil
 		}
 		i = c.next
 	}
-	ms, err := a.db.seriesFor(lset, series.KindFloat, 0)
+	ms, err := a.db.seriesFor(lset, kind, 0)
 	if err != nil {
 		return 0, err
 	}
@@ -314,7 +392,7 @@ func (a *Appender) Commit() error {
 		return nil
 	}
 	defer a.Rollback()
-	if len(a.samples) == 0 && len(a.floats) == 0 {
+	if len(a.samples) == 0 && len(a.floats) == 0 && len(a.hists) == 0 {
 		return nil
 	}
 	db := a.db
@@ -352,7 +430,7 @@ func (a *Appender) Commit() error {
 	for _, ms := range a.series {
 		ms.loggedEpoch.Store(epoch)
 	}
-	ap := applyState{samples: a.samples, floats: a.floats}
+	ap := applyState{samples: a.samples, floats: a.floats, hists: a.hists, hd: &a.hd}
 	db.apply(db.active, &ap)
 	db.stats.commits.Add(1)
 	return nil
@@ -368,6 +446,8 @@ func (a *Appender) Rollback() {
 	clear(st.samples)
 	st.samples = st.samples[:0]
 	st.floats = st.floats[:0] // memSeries are never freed: no need to clear
+	clear(st.hists)           // enc aliases buf
+	st.hists = st.hists[:0]
 	clear(st.series)
 	st.series = st.series[:0]
 	clear(st.seen)
@@ -383,11 +463,14 @@ func (a *Appender) Rollback() {
 type applyState struct {
 	samples []pendingSample // sketch deltas
 	floats  []floatSample
+	hists   []histSample
+	hd      *histDecoder
 }
 
 func (ap *applyState) reset() {
 	ap.samples = ap.samples[:0]
 	ap.floats = ap.floats[:0]
+	ap.hists = ap.hists[:0]
 }
 
 func (ap *applyState) add(s pendingSample) {
@@ -398,10 +481,26 @@ func (ap *applyState) add(s pendingSample) {
 	}
 }
 
+// lockForAppend returns ms's series in h with ms.mu held, or nil (and the
+// lock not held) when the float or histogram sample (t, v) is not newer
+// than the series' newest; a conflicting one is counted in dropped.
+func lockForAppend(h *head, ms *memSeries, t int64, v uint64, dropped *uint64) *headSeries {
+	hs := h.getOrCreate(ms)
+	ms.mu.Lock()
+	if skip, conflict := ms.superseded(t, v); skip {
+		if conflict {
+			*dropped++
+		}
+		ms.mu.Unlock()
+		return nil
+	}
+	return hs
+}
+
 // apply merges a logged batch into h. It never fails: entries that cannot
-// be applied (a float sample that lost a race with a concurrent commit, a
-// sketch state incompatible with its bucket) are dropped and counted, and
-// replay drops the same ones.
+// be applied (a float or histogram sample that lost a race with a
+// concurrent commit, a sketch state incompatible with its bucket) are
+// dropped and counted, and replay drops the same ones.
 func (db *DB) apply(h *head, ap *applyState) {
 	var bytes, buckets, floats, merges int64
 	mint, maxt := int64(math.MaxInt64), int64(math.MinInt64)
@@ -429,19 +528,41 @@ func (db *DB) apply(h *head, ap *applyState) {
 	for i := range ap.floats {
 		s := &ap.floats[i]
 		ms := s.ms
-		hs := h.getOrCreate(ms)
-		ms.mu.Lock()
-		if ms.hasLast && s.t <= ms.lastT {
-			if s.t < ms.lastT || s.v != ms.lastV {
-				dropped++
-			}
-			ms.mu.Unlock()
+		hs := lockForAppend(h, ms, s.t, s.v, &dropped)
+		if hs == nil {
 			continue
 		}
 		bytes += hs.appendFloat(s.t, s.v)
 		ms.hasLast, ms.lastT, ms.lastV = true, s.t, s.v
 		ms.mu.Unlock()
 		floats++
+		db.index.Touch(ms.ref, s.t)
+		mint, maxt = min(mint, s.t), max(maxt, s.t)
+	}
+	var hists int64
+	for i := range ap.hists {
+		s := &ap.hists[i]
+		ms := s.ms
+		fh, err := ap.hd.decode(s.enc)
+		if err != nil { // validated at Add and by the record decoder
+			db.stats.applyErrors.Add(1)
+			continue
+		}
+		hs := lockForAppend(h, ms, s.t, s.v, &dropped)
+		if hs == nil {
+			continue
+		}
+		grow, err := hs.appendHistogram(s.t, fh)
+		if err != nil {
+			ms.mu.Unlock()
+			db.stats.applyErrors.Add(1)
+			db.log.Warn("tsdb: dropping histogram sample the chunk appender refuses", "series", ms.lset.String(), "t", s.t, "err", err)
+			continue
+		}
+		bytes += grow
+		ms.hasLast, ms.lastT, ms.lastV = true, s.t, s.v
+		ms.mu.Unlock()
+		hists++
 		db.index.Touch(ms.ref, s.t)
 		mint, maxt = min(mint, s.t), max(maxt, s.t)
 	}
@@ -457,7 +578,8 @@ func (db *DB) apply(h *head, ap *applyState) {
 	}
 	h.bytes.Add(bytes)
 	h.buckets.Add(buckets)
-	h.samples.Add(floats)
+	h.samples.Add(floats + hists)
 	db.stats.sketchMerges.Add(uint64(merges))
 	db.stats.floatSamples.Add(uint64(floats))
+	db.stats.histogramSamples.Add(uint64(hists))
 }

@@ -12,9 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 
 	"evalstore/sketch"
+	"evalstore/tsdb/internal/histtest"
 	"evalstore/tsdb/plan"
 	"evalstore/tsdb/wal"
 )
@@ -74,7 +76,18 @@ func crashBatch(id int) (ws []write, floatT int64) {
 	return ws, testStart.UnixMilli() - 1_000_000 + int64(id)
 }
 
-var crashFloat = labels.FromStrings("__name__", "crash_float")
+var (
+	crashFloat = labels.FromStrings("__name__", "crash_float")
+	crashHist  = labels.FromStrings("__name__", "crash_hist")
+)
+
+// crashHistFor is batch id's histogram sample (at the float's time): a
+// counter that grows with id, resetting every 10 batches.
+func crashHistFor(id int) *histogram.FloatHistogram {
+	n := float64(id%10 + 1)
+	return &histogram.FloatHistogram{Schema: 0, Count: 2 * n, Sum: float64(id), ZeroCount: n,
+		PositiveSpans: []histogram.Span{{Offset: int32(id % 3), Length: 1}}, PositiveBuckets: []float64{n}}
+}
 
 func TestHelperProcess(t *testing.T) {
 	dir := os.Getenv(crashDirEnv)
@@ -109,6 +122,10 @@ func TestHelperProcess(t *testing.T) {
 			}
 		}
 		if err := a.AddFloat(crashFloat, ft, float64(id)); err != nil {
+			fmt.Println("add error:", err)
+			os.Exit(2)
+		}
+		if err := a.AddHistogram(crashHist, ft, crashHistFor(id)); err != nil {
 			fmt.Println("add error:", err)
 			os.Exit(2)
 		}
@@ -290,6 +307,17 @@ func runCrashTest(t *testing.T, compact bool) {
 		}
 		if len(floats) != wantFloats {
 			t.Fatalf("iteration %d: %d float samples, want %d", it, len(floats), wantFloats)
+		}
+		// Histogram samples: exactly the acknowledged batches' (and the
+		// in-flight one's when its float made it), each intact.
+		hists := readHists(t, db, 0, testStart.UnixMilli())[crashHist.String()]
+		if len(hists) != wantFloats {
+			t.Fatalf("iteration %d: %d histogram samples, want %d", it, len(hists), wantFloats)
+		}
+		for i, h := range hists {
+			if h.T != floats[i].T || !histtest.Same(h.H, crashHistFor(int(h.T-(testStart.UnixMilli()-1_000_000)))) {
+				t.Fatalf("iteration %d: histogram sample %d at %d: %v", it, i, h.T, h.H)
+			}
 		}
 		if compact {
 			db.stateMu.RLock()

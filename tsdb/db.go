@@ -83,6 +83,7 @@ type DB struct {
 
 	stats struct {
 		commits, sketchMerges, floatSamples atomic.Uint64
+		histogramSamples                    atomic.Uint64
 		floatsDropped, applyErrors          atomic.Uint64
 		flushes, flushErrors                atomic.Uint64
 		lastFlushNanos                      atomic.Int64
@@ -404,7 +405,7 @@ func syncDir(dir string) error {
 func (db *DB) replay(from int) error {
 	var dec recordDecoder
 	refs := make(map[uint64]*memSeries)
-	var ap applyState
+	ap := applyState{hd: &histDecoder{}}
 	err := db.wal.Replay(from, func(rec []byte) error {
 		entries, err := dec.decode(rec)
 		if err != nil {
@@ -440,6 +441,10 @@ func (db *DB) replay(from int) error {
 			ms := refs[e.ref]
 			if ms == nil {
 				db.stats.applyErrors.Add(1)
+				continue
+			}
+			if e.typ == entryHistogram {
+				ap.hists = append(ap.hists, histSample{ms: ms, t: e.t, v: e.v, enc: e.delta})
 				continue
 			}
 			ap.add(pendingSample{ms: ms, t: e.t, v: e.v, delta: e.delta, sketch: e.typ == entrySketch})
@@ -799,7 +804,7 @@ type Stats struct {
 	Series             int   // series in the registry
 	HeadSeries         int64 // series with data in the head (active + flushing)
 	HeadBuckets        int64
-	HeadSamples        int64
+	HeadSamples        int64 // float and histogram samples
 	HeadBytes          int64 // estimated head memory: sketch MemSize plus overheads
 	HeadMinT, HeadMaxT int64 // active head's data range (MinT > MaxT: empty)
 	Blocks             int   // live blocks
@@ -808,7 +813,8 @@ type Stats struct {
 	Commits            uint64
 	SketchMerges       uint64 // sketch deltas applied to the head
 	FloatSamples       uint64 // float samples applied to the head
-	FloatsDropped      uint64 // float samples dropped at apply: a concurrent commit won the timestamp
+	HistogramSamples   uint64 // native histogram samples applied to the head
+	FloatsDropped      uint64 // float and histogram samples dropped at apply: a concurrent commit won the timestamp
 	ApplyErrors        uint64 // logged entries that could not be applied (incompatible state, unknown ref)
 	Flushes            uint64
 	FlushErrors        uint64
@@ -836,6 +842,7 @@ func (db *DB) Stats() Stats {
 		Commits:                db.stats.commits.Load(),
 		SketchMerges:           db.stats.sketchMerges.Load(),
 		FloatSamples:           db.stats.floatSamples.Load(),
+		HistogramSamples:       db.stats.histogramSamples.Load(),
 		FloatsDropped:          db.stats.floatsDropped.Load(),
 		ApplyErrors:            db.stats.applyErrors.Load(),
 		Flushes:                db.stats.flushes.Load(),

@@ -1,5 +1,6 @@
 // Package tsdb stores one mergeable sketch state per series and time bucket,
-// plus plain float samples, durably on local disk.
+// plus plain float samples and native histogram samples, durably on local
+// disk.
 //
 // A DB is an LSM-style store: writes are validated by an Appender, committed
 // as one WAL record per batch (tsdb/wal) and merged into the in-memory head;

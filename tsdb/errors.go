@@ -9,14 +9,18 @@ var (
 	// ErrOutOfBounds reports a timestamp older than now−Retention or newer
 	// than now+MaxFuture.
 	ErrOutOfBounds = errors.New("tsdb: timestamp out of bounds")
-	// ErrOutOfOrderSample reports a float sample older than the series'
-	// newest sample.
+	// ErrOutOfOrderSample reports a float or histogram sample older than
+	// the series' newest sample.
 	ErrOutOfOrderSample = errors.New("tsdb: out of order sample")
-	// ErrDuplicateSampleForTimestamp reports a float sample whose timestamp
-	// equals the series' newest sample's with a different value.
+	// ErrDuplicateSampleForTimestamp reports a float or histogram sample
+	// whose timestamp equals the series' newest sample's with a different
+	// value.
 	ErrDuplicateSampleForTimestamp = errors.New("tsdb: duplicate sample for timestamp")
-	// ErrFormatMismatch reports a write whose kind (sketch/float) or sketch
-	// format differs from what the series already holds.
+	// ErrInvalidHistogram reports a native histogram that is nil or fails
+	// histogram.FloatHistogram.Validate; the message names the reason.
+	ErrInvalidHistogram = errors.New("tsdb: invalid native histogram")
+	// ErrFormatMismatch reports a write whose kind (sketch/float/histogram)
+	// or sketch format differs from what the series already holds.
 	ErrFormatMismatch = errors.New("tsdb: series kind or sketch format mismatch")
 	// ErrInvalidLabels reports a label set that cannot name a series.
 	ErrInvalidLabels = errors.New("tsdb: invalid labels")

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
@@ -15,8 +16,9 @@ import (
 	"evalstore/tsdb/series"
 )
 
-// samplesPerChunk is where a float series' head chunk is cut, as in
-// Prometheus.
+// samplesPerChunk is where a float or histogram series' head chunk is cut,
+// as Prometheus cuts XOR chunks (histogram chunks are also cut wherever
+// the histogram appender starts a new one).
 const samplesPerChunk = 120
 
 // Memory overhead estimates (bytes) added to sketch MemSize for accounting.
@@ -26,8 +28,9 @@ const (
 )
 
 // memSeries is a series in the DB-wide registry: identity, kind and format
-// (fixed at creation), and the newest float sample, which orders float
-// writes across flushes. mu also guards the series' data in the active head.
+// (fixed at creation), and the newest float or histogram sample (lastV:
+// the float's bits, or the histogram's histogramHash), which orders writes
+// across flushes. mu also guards the series' data in the active head.
 type memSeries struct {
 	ref    index.SeriesRef
 	lset   labels.Labels
@@ -41,6 +44,17 @@ type memSeries struct {
 	// loggedEpoch is the WAL epoch in which this series' record was last
 	// written; a commit in a later epoch writes it again (see DB.epoch).
 	loggedEpoch atomic.Uint64
+}
+
+// superseded reports whether a float or histogram sample (t, value bits or
+// histogramHash v) is not newer than the series' newest, so applying it is
+// skipped, and whether it conflicts with it (older, or another value at
+// the same time). The caller holds ms.mu.
+func (ms *memSeries) superseded(t int64, v uint64) (skip, conflict bool) {
+	if !ms.hasLast || t > ms.lastT {
+		return false, false
+	}
+	return true, t < ms.lastT || v != ms.lastV
 }
 
 // registry maps refs to series, sharded to keep lookups contention-free.
@@ -98,10 +112,10 @@ type bucket struct {
 	s sketch.Sketch
 }
 
-// floatChunk is a completed (immutable) XOR chunk.
+// floatChunk is a completed (immutable) XOR or float histogram chunk.
 type floatChunk struct {
 	mint, maxt int64
-	c          *chunkenc.XORChunk
+	c          chunkenc.Chunk
 }
 
 // headSeries is one series' data in one head generation. In the active
@@ -111,7 +125,7 @@ type headSeries struct {
 	buckets []bucket // sorted by t
 
 	chunks     []floatChunk
-	cur        *chunkenc.XORChunk
+	cur        chunkenc.Chunk // XOR or float histogram
 	app        chunkenc.Appender
 	curMint    int64
 	curMaxt    int64
@@ -289,14 +303,7 @@ func (hs *headSeries) mergeSketch(t int64, delta []byte) (int64, bool, error) {
 func (hs *headSeries) appendFloat(t int64, v uint64) int64 {
 	var grow int64
 	if hs.cur == nil || hs.curSamples >= samplesPerChunk {
-		if hs.cur != nil {
-			hs.cur.Compact()
-			hs.chunks = append(hs.chunks, floatChunk{mint: hs.curMint, maxt: hs.curMaxt, c: hs.cur})
-		}
-		hs.cur = chunkenc.NewXORChunk()
-		hs.app, _ = hs.cur.Appender() // an empty XOR chunk's Appender cannot fail
-		hs.curMint, hs.curSamples = t, 0
-		grow += 96 // chunk, appender, floatChunk entry
+		grow += hs.cut(chunkenc.NewXORChunk(), nil, t)
 	}
 	before := cap(hs.cur.Bytes())
 	hs.app.Append(0, t, math.Float64frombits(v))
@@ -306,9 +313,60 @@ func (hs *headSeries) appendFloat(t int64, v uint64) int64 {
 	return grow
 }
 
-// floatChunksIn returns the float chunks overlapping [mint, maxt]; the open
-// chunk is copied, since appends would race with readers. Called under
-// hs.ms.mu for the active head.
+// cut completes the open chunk, if any, and opens c at t with app, or
+// with a new appender if app is nil (then c must be empty). It returns the
+// change in memory use.
+func (hs *headSeries) cut(c chunkenc.Chunk, app chunkenc.Appender, t int64) int64 {
+	if hs.cur != nil {
+		hs.cur.Compact()
+		hs.chunks = append(hs.chunks, floatChunk{mint: hs.curMint, maxt: hs.curMaxt, c: hs.cur})
+	}
+	if app == nil {
+		app, _ = c.Appender() // an empty chunk's Appender cannot fail
+	}
+	hs.cur, hs.app = c, app
+	hs.curMint, hs.curSamples = t, 0
+	return 96 // chunk, appender, floatChunk entry
+}
+
+// appendHistogram appends a histogram sample known to be newer than every
+// sample of the series, with Prometheus's float histogram appender: it may
+// recode the open chunk (new buckets) or start a new one (counter reset,
+// schema or layout change, staleness marker after samples or the other way
+// round). h is scratch the appender may modify. It returns the change in
+// memory use.
+func (hs *headSeries) appendHistogram(t int64, h *histogram.FloatHistogram) (int64, error) {
+	var grow int64
+	var prev chunkenc.Appender
+	// A fresh chunk always records an explicit reset in its header (after
+	// a gauge chunk Prometheus's appender cuts without it).
+	if hs.cur == nil || hs.curSamples >= samplesPerChunk || (h.CounterResetHint == histogram.CounterReset && hs.curSamples > 0) {
+		prev = hs.app // lets the appender tell whether the new chunk starts with a reset
+		grow += hs.cut(chunkenc.NewFloatHistogramChunk(), nil, t)
+	}
+	before := cap(hs.cur.Bytes())
+	c, recoded, app, err := hs.app.AppendFloatHistogram(prev, 0, t, h, false)
+	if err != nil {
+		return grow, err
+	}
+	switch {
+	case c != nil && recoded:
+		hs.cur, before = c, 0
+	case c != nil:
+		// The open chunk ends before t; c holds just this sample.
+		grow += hs.cut(c, app, t)
+		before = 0
+	}
+	hs.app = app
+	grow += int64(cap(hs.cur.Bytes()) - before)
+	hs.curMaxt = t
+	hs.curSamples++
+	return grow, nil
+}
+
+// floatChunksIn returns the float or histogram chunks overlapping [mint,
+// maxt]; the open chunk is copied, since appends would race with readers.
+// Called under hs.ms.mu for the active head.
 func (hs *headSeries) floatChunksIn(dst []chunkenc.Chunk, mint, maxt int64) []chunkenc.Chunk {
 	for _, c := range hs.chunks {
 		if c.maxt >= mint && c.mint <= maxt {
@@ -316,7 +374,7 @@ func (hs *headSeries) floatChunksIn(dst []chunkenc.Chunk, mint, maxt int64) []ch
 		}
 	}
 	if hs.cur != nil && hs.curSamples > 0 && hs.curMaxt >= mint && hs.curMint <= maxt {
-		c, _ := chunkenc.FromData(chunkenc.EncXOR, slices.Clone(hs.cur.Bytes())) // XOR never fails
+		c, _ := chunkenc.FromData(hs.cur.Encoding(), slices.Clone(hs.cur.Bytes())) // known encodings never fail
 		dst = append(dst, c)
 	}
 	return dst

@@ -15,11 +15,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
 	"evalstore/sketch"
 	"evalstore/tsdb/block"
+	"evalstore/tsdb/internal/histtest"
 	"evalstore/tsdb/series"
 	"evalstore/tsdb/wal"
 )
@@ -87,6 +89,7 @@ type fileBlockSeries struct {
 	Format  sketch.Format
 	Buckets []fileBucket
 	Floats  [][2]int64 // t, value bits
+	Hists   []histtest.Sample
 }
 
 type fileBucket struct {
@@ -190,9 +193,15 @@ func (fileBlocks) writeLevel(parent string, resolution int64, set series.SeriesS
 			return "", err
 		}
 		sit = s.Samples(sit)
-		for sit.Next() != chunkenc.ValNone {
-			t, v := sit.At()
-			fs.Floats = append(fs.Floats, [2]int64{t, int64(math.Float64bits(v))})
+		for vt := sit.Next(); vt != chunkenc.ValNone; vt = sit.Next() {
+			t := sit.AtT()
+			if vt == chunkenc.ValFloatHistogram {
+				_, h := sit.AtFloatHistogram(nil)
+				fs.Hists = append(fs.Hists, histtest.Sample{T: t, H: h.Copy()})
+			} else {
+				_, v := sit.At()
+				fs.Floats = append(fs.Floats, [2]int64{t, int64(math.Float64bits(v))})
+			}
 			d.MinT, d.MaxT = min(d.MinT, t), max(d.MaxT, t)
 		}
 		d.Series = append(d.Series, fs)
@@ -303,7 +312,12 @@ func (q *fileQuerier) Select(_ context.Context, h series.Hints, ms ...*labels.Ma
 				ls.floats = append(ls.floats, f)
 			}
 		}
-		if len(ls.buckets)+len(ls.floats) > 0 {
+		for _, x := range s.Hists {
+			if x.T >= h.Mint && x.T <= h.Maxt {
+				ls.hists = append(ls.hists, x)
+			}
+		}
+		if len(ls.buckets)+len(ls.floats)+len(ls.hists) > 0 {
 			out = append(out, ls)
 		}
 	}
@@ -347,6 +361,7 @@ type listSeries struct {
 	meta    series.Meta
 	buckets []fileBucket
 	floats  [][2]int64
+	hists   []histtest.Sample
 }
 
 func (s *listSeries) Meta() series.Meta { return s.meta }
@@ -354,6 +369,11 @@ func (s *listSeries) Buckets(series.BucketIterator) series.BucketIterator {
 	return &listBuckets{b: s.buckets, i: -1}
 }
 func (s *listSeries) Samples(chunkenc.Iterator) chunkenc.Iterator {
+	if s.meta.Kind == series.KindHistogram {
+		it := &listHists{h: s.hists, i: -1}
+		it.seekVia.it = it
+		return it
+	}
 	c := chunkenc.NewXORChunk()
 	app, _ := c.Appender()
 	for _, f := range s.floats {
@@ -361,6 +381,47 @@ func (s *listSeries) Samples(chunkenc.Iterator) chunkenc.Iterator {
 	}
 	return c.Iterator(nil)
 }
+
+// listHists iterates histogram samples held in memory.
+type listHists struct {
+	seekVia[int64]
+	h []histtest.Sample
+	i int
+}
+
+func (it *listHists) Next() chunkenc.ValueType {
+	if it.i+1 >= len(it.h) {
+		it.i = len(it.h)
+		return chunkenc.ValNone
+	}
+	it.i++
+	return chunkenc.ValFloatHistogram
+}
+
+func (it *listHists) seek(t int64) chunkenc.ValueType {
+	for it.i < 0 || (it.i < len(it.h) && it.h[it.i].T < t) {
+		it.i++
+	}
+	if it.i >= len(it.h) {
+		return chunkenc.ValNone
+	}
+	return chunkenc.ValFloatHistogram
+}
+
+func (it *listHists) At() (int64, float64) { return it.h[it.i].T, 0 }
+func (it *listHists) AtHistogram(*histogram.Histogram) (int64, *histogram.Histogram) {
+	return it.h[it.i].T, nil
+}
+func (it *listHists) AtFloatHistogram(fh *histogram.FloatHistogram) (int64, *histogram.FloatHistogram) {
+	if fh == nil {
+		return it.h[it.i].T, it.h[it.i].H.Copy()
+	}
+	it.h[it.i].H.CopyTo(fh)
+	return it.h[it.i].T, fh
+}
+func (it *listHists) AtT() int64  { return it.h[it.i].T }
+func (it *listHists) AtST() int64 { return 0 }
+func (it *listHists) Err() error  { return nil }
 
 type listBuckets struct {
 	b []fileBucket
@@ -447,6 +508,54 @@ func readFloats(t testing.TB, db *DB, mint, maxt int64) map[string][]floatPt {
 		for it.Next() != chunkenc.ValNone {
 			ts, v := it.At()
 			out[k] = append(out[k], floatPt{ts, math.Float64bits(v)})
+		}
+		if err := it.Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := set.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// readHists returns every histogram sample in [mint, maxt] by series
+// string, checking each series' samples are in time order.
+func readHists(t testing.TB, db *DB, mint, maxt int64) map[string][]histtest.Sample {
+	t.Helper()
+	return readHistsRes(t, db, mint, maxt, 0)
+}
+
+// readHistsRes is readHists with hints resolution res.
+func readHistsRes(t testing.TB, db *DB, mint, maxt, res int64) map[string][]histtest.Sample {
+	t.Helper()
+	q, err := db.Querier(mint, maxt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	out := map[string][]histtest.Sample{}
+	set := q.Select(context.Background(), series.Hints{Mint: mint, Maxt: maxt, Resolution: res}, labels.MustNewMatcher(labels.MatchRegexp, "__name__", ".+"))
+	var it chunkenc.Iterator
+	for set.Next() {
+		s := set.At()
+		if s.Meta().Kind != series.KindHistogram {
+			continue
+		}
+		if s.Buckets(nil).Next() {
+			t.Fatalf("histogram series %s has buckets", s.Meta().Labels)
+		}
+		it = s.Samples(it)
+		k := s.Meta().Labels.String()
+		for vt := it.Next(); vt != chunkenc.ValNone; vt = it.Next() {
+			if vt != chunkenc.ValFloatHistogram {
+				t.Fatalf("%s: value type %v", k, vt)
+			}
+			ts, h := it.AtFloatHistogram(&histogram.FloatHistogram{})
+			if ts != it.AtT() || (len(out[k]) > 0 && ts <= out[k][len(out[k])-1].T) {
+				t.Fatalf("%s: sample at %d (AtT %d) after %v", k, ts, it.AtT(), out[k])
+			}
+			out[k] = append(out[k], histtest.Sample{T: ts, H: h})
 		}
 		if err := it.Err(); err != nil {
 			t.Fatal(err)

@@ -322,7 +322,7 @@ func (it *headBucketIter) At() (int64, int64, []byte) {
 func (it *headBucketIter) Err() error { return nil }
 
 func (v *headSeriesView) Samples(reuse chunkenc.Iterator) chunkenc.Iterator {
-	if v.hs.ms.kind != series.KindFloat {
+	if v.hs.ms.kind != series.KindFloat && v.hs.ms.kind != series.KindHistogram {
 		return chunkenc.NewNopIterator()
 	}
 	it, ok := reuse.(*chunksIter)
@@ -333,21 +333,27 @@ func (v *headSeriesView) Samples(reuse chunkenc.Iterator) chunkenc.Iterator {
 	v.hs.ms.mu.Lock()
 	it.chunks = v.hs.floatChunksIn(it.chunks[:0], v.hints.Mint, v.hints.Maxt)
 	v.hs.ms.mu.Unlock()
-	it.mint, it.maxt, it.i, it.cur = v.hints.Mint, v.hints.Maxt, -1, nil
+	it.mint, it.maxt, it.i, it.cur, it.vt = v.hints.Mint, v.hints.Maxt, -1, nil, chunkenc.ValNone
 	return it
 }
 
-// chunksIter iterates float samples of consecutive XOR chunks within
-// [mint, maxt].
+// chunksIter iterates the samples of consecutive XOR or float histogram
+// chunks within [mint, maxt]. Histogram counter reset hints are
+// block.Querier's: Prometheus's chunk iterator's, except that a chunk's
+// first sample reads CounterReset when the chunk header says so (a head's
+// chunks of one series are consecutive, so the header holds).
 type chunksIter struct {
 	seekVia[int64]
 	chunks     []chunkenc.Chunk
 	i          int
 	cur        chunkenc.Iterator
 	spare      chunkenc.Iterator
+	crh        chunkenc.CounterResetHeader // of the current histogram chunk
+	nth        int                         // samples read from the current chunk
 	mint, maxt int64
 	t          int64
 	v          float64
+	vt         chunkenc.ValueType // of the current sample; ValNone if none
 	err        error
 }
 
@@ -356,36 +362,46 @@ func (it *chunksIter) Next() chunkenc.ValueType {
 		if it.cur == nil {
 			it.i++
 			if it.i >= len(it.chunks) {
+				it.vt = chunkenc.ValNone
 				return chunkenc.ValNone
 			}
-			it.cur = it.chunks[it.i].Iterator(it.spare)
+			c := it.chunks[it.i]
+			if hc, ok := c.(*chunkenc.FloatHistogramChunk); ok {
+				it.crh = hc.GetCounterResetHeader()
+			}
+			it.cur, it.nth = c.Iterator(it.spare), 0
 			it.spare = it.cur
 		}
-		if it.cur.Next() == chunkenc.ValNone {
+		vt := it.cur.Next()
+		if vt == chunkenc.ValNone {
 			if err := it.cur.Err(); err != nil {
 				it.err = err
-				it.i = len(it.chunks)
+				it.i, it.vt = len(it.chunks), chunkenc.ValNone
 				return chunkenc.ValNone
 			}
 			it.cur = nil
 			continue
 		}
-		t, v := it.cur.At()
+		it.nth++
+		t := it.cur.AtT()
 		if t < it.mint {
 			continue
 		}
 		if t > it.maxt {
-			it.i, it.cur = len(it.chunks), nil
+			it.i, it.cur, it.vt = len(it.chunks), nil, chunkenc.ValNone
 			return chunkenc.ValNone
 		}
-		it.t, it.v = t, v
-		return chunkenc.ValFloat
+		it.t, it.vt, it.v = t, vt, 0
+		if vt == chunkenc.ValFloat {
+			_, it.v = it.cur.At()
+		}
+		return vt
 	}
 }
 
 func (it *chunksIter) seek(t int64) chunkenc.ValueType {
-	if it.i >= 0 && it.i < len(it.chunks) && it.cur != nil && it.t >= t {
-		return chunkenc.ValFloat
+	if it.vt != chunkenc.ValNone && it.t >= t {
+		return it.vt
 	}
 	for {
 		vt := it.Next()
@@ -399,8 +415,13 @@ func (it *chunksIter) At() (int64, float64) { return it.t, it.v }
 func (it *chunksIter) AtHistogram(*histogram.Histogram) (int64, *histogram.Histogram) {
 	return it.t, nil
 }
-func (it *chunksIter) AtFloatHistogram(*histogram.FloatHistogram) (int64, *histogram.FloatHistogram) {
-	return it.t, nil
+func (it *chunksIter) AtFloatHistogram(fh *histogram.FloatHistogram) (int64, *histogram.FloatHistogram) {
+	if it.vt != chunkenc.ValFloatHistogram {
+		return it.t, nil
+	}
+	t, fh := it.cur.AtFloatHistogram(fh)
+	block.ChunkStartHint(fh, it.nth, it.crh)
+	return t, fh
 }
 func (it *chunksIter) AtT() int64  { return it.t }
 func (it *chunksIter) AtST() int64 { return 0 }

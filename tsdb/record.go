@@ -17,10 +17,11 @@ import (
 const (
 	recordVersion byte = 1
 
-	entrySeries byte = 1 // ref, kind, format, labels [, last float sample]
-	entrySketch byte = 2 // ref, bucket start, delta bytes
-	entryFloat  byte = 3 // ref, timestamp, value bits
-	entryFloats byte = 4 // a run of float samples: count, base time, then per sample ref and time deltas, value bits
+	entrySeries    byte = 1 // ref, kind, format, labels [, last float sample or histogram hash]
+	entrySketch    byte = 2 // ref, bucket start, delta bytes
+	entryFloat     byte = 3 // ref, timestamp, value bits
+	entryFloats    byte = 4 // a run of float samples: count, base time, then per sample ref and time deltas, value bits
+	entryHistogram byte = 5 // ref, timestamp, histogram length, histogram (histogram.go)
 )
 
 // minFloatRunSample is the least number of bytes a sample takes in a float
@@ -35,10 +36,10 @@ type recEntry struct {
 	kind    series.Kind
 	format  sketch.Format
 	lset    labels.Labels
-	hasLast bool  // float series: a newest sample exists
+	hasLast bool  // float or histogram series: a newest sample exists
 	t       int64 // sample time, or the newest sample's time
 	v       uint64
-	delta   []byte
+	delta   []byte // sketch delta, or encoded histogram (validated)
 }
 
 func appendSeriesEntry(dst []byte, ref uint64, kind series.Kind, format sketch.Format, lset labels.Labels, hasLast bool, lastT int64, lastV uint64) []byte {
@@ -52,7 +53,7 @@ func appendSeriesEntry(dst []byte, ref uint64, kind series.Kind, format sketch.F
 		dst = binary.AppendUvarint(dst, uint64(len(l.Value)))
 		dst = append(dst, l.Value...)
 	})
-	if kind == series.KindFloat {
+	if kind == series.KindFloat || kind == series.KindHistogram {
 		if hasLast {
 			dst = append(dst, 1)
 			dst = binary.AppendVarint(dst, lastT)
@@ -65,11 +66,23 @@ func appendSeriesEntry(dst []byte, ref uint64, kind series.Kind, format sketch.F
 }
 
 func appendSketchEntry(dst []byte, ref uint64, t int64, delta []byte) []byte {
-	dst = append(dst, entrySketch)
+	return appendBytesEntry(dst, entrySketch, ref, t, delta)
+}
+
+// appendBytesEntry appends an entry of type typ: ref, time, then b with its
+// length.
+func appendBytesEntry(dst []byte, typ byte, ref uint64, t int64, b []byte) []byte {
+	dst = append(dst, typ)
 	dst = binary.AppendUvarint(dst, ref)
 	dst = binary.AppendVarint(dst, t)
-	dst = binary.AppendUvarint(dst, uint64(len(delta)))
-	return append(dst, delta...)
+	dst = binary.AppendUvarint(dst, uint64(len(b)))
+	return append(dst, b...)
+}
+
+// appendHistogramEntry appends a histogram sample; enc is an encoded
+// histogram (appendHistogram).
+func appendHistogramEntry(dst []byte, ref uint64, t int64, enc []byte) []byte {
+	return appendBytesEntry(dst, entryHistogram, ref, t, enc)
 }
 
 func appendFloatEntry(dst []byte, ref uint64, t int64, v uint64) []byte {
@@ -105,6 +118,7 @@ func appendFloatRun(dst []byte, fs []floatSample) []byte {
 type recordDecoder struct {
 	entries []recEntry
 	sb      labels.ScratchBuilder
+	hd      histDecoder
 }
 
 type recReader struct {
@@ -182,7 +196,7 @@ func (r *recReader) bytes(what string) []byte {
 
 // decode validates the whole record and returns its entries, or an error
 // wrapping ErrCorruptRecord (and no entries). Label strings are copied;
-// sketch deltas alias rec.
+// sketch deltas and encoded histograms alias rec.
 func (d *recordDecoder) decode(rec []byte) ([]recEntry, error) {
 	d.entries = d.entries[:0]
 	r := recReader{b: rec}
@@ -219,9 +233,9 @@ func (d *recordDecoder) decode(rec []byte) ([]recEntry, error) {
 						r.err = fmt.Errorf("%w: series %d: %w", ErrCorruptRecord, e.ref, err)
 					}
 				}
-			case series.KindFloat:
+			case series.KindFloat, series.KindHistogram:
 				if e.format != 0 {
-					r.fail("float series format")
+					r.fail("sample series format")
 				}
 				switch r.byte("has last sample") {
 				case 0:
@@ -245,6 +259,17 @@ func (d *recordDecoder) decode(rec []byte) ([]recEntry, error) {
 		case entryFloat:
 			e.t = r.varint("timestamp")
 			e.v = r.uint64("value")
+		case entryHistogram:
+			e.t = r.varint("timestamp")
+			e.delta = r.bytes("histogram")
+			if r.err == nil {
+				h, err := d.hd.decode(e.delta)
+				if err != nil {
+					r.err = fmt.Errorf("%w: histogram of series %d at %d: %w", ErrCorruptRecord, e.ref, e.t, err)
+				} else {
+					e.v = histogramHash(h)
+				}
+			}
 		default:
 			r.fail("entry type")
 		}

@@ -188,7 +188,7 @@ func (b *Block) seriesChunks(words []uint64, dst []chunkMeta) (series.Kind, sket
 		return bad("series with %d chunk words", len(words))
 	}
 	kind, f := series.Kind(words[0]>>8), sketch.Format(words[0])
-	if words[0]>>16 != 0 || (kind != series.KindSketch && kind != series.KindFloat) || (kind == series.KindFloat) != (f == 0) {
+	if words[0]>>16 != 0 || !validKind(kind) || (kind != series.KindSketch) != (f == 0) {
 		return bad("series kind/format word %#x", words[0])
 	}
 	dst = dst[:0]
@@ -204,6 +204,11 @@ func (b *Block) seriesChunks(words []uint64, dst []chunkMeta) (series.Kind, sket
 		prev = c.maxt
 	}
 	return kind, f, dst, nil
+}
+
+// validKind reports whether a block can hold series of kind k.
+func validKind(k series.Kind) bool {
+	return k == series.KindSketch || k == series.KindFloat || k == series.KindHistogram
 }
 
 // loadChunk reads, checksums and decompresses chunk c of a series of kind
@@ -275,7 +280,7 @@ func (b *Block) Verify() error {
 				if h.kind == series.KindSketch {
 					err = cur.init(&h, raw)
 				} else {
-					err = checkFloatPayload(&h, raw)
+					_, err = sampleChunk(&h, raw, true)
 				}
 			}
 			if err != nil {

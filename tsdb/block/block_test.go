@@ -42,14 +42,17 @@ func TestWriteOpenRoundTrip(t *testing.T) {
 	want := sortSeries(ss)
 
 	m := b.Meta()
-	if m.Version != FormatVersion || m.Level != 1 || !slices.Equal(m.Sources, []string{m.ID}) || m.Resolution != minute {
+	if m.Version != FormatVersionHistograms || m.Level != 1 || !slices.Equal(m.Sources, []string{m.ID}) || m.Resolution != minute {
 		t.Fatalf("meta %+v", m)
 	}
 	var nb, ns uint64
 	mint, maxt := int64(1<<62), int64(-1<<62)
 	for _, s := range ss {
 		nb += uint64(len(s.buckets))
-		ns += uint64(len(s.samples))
+		ns += uint64(len(s.samples) + len(s.hists))
+		for _, x := range s.hists {
+			mint, maxt = min(mint, x.T), max(maxt, x.T)
+		}
 		for _, x := range s.buckets {
 			mint, maxt = min(mint, x.t), max(maxt, x.t)
 		}

@@ -30,7 +30,9 @@ const (
 	// find the repetition between neighbouring buckets.
 	maxChunkBuckets = 120
 	maxChunkRaw     = 60 << 10
-	// maxFloatSamples matches Prometheus's 120 samples per XOR chunk.
+	// maxFloatSamples matches Prometheus's 120 samples per XOR chunk; float
+	// histogram chunks are cut at the same count (and wherever the
+	// histogram appender asks for a new chunk).
 	maxFloatSamples = 120
 	// maxRawLen bounds the decompressed size a reader accepts, so a
 	// corrupt length cannot make it allocate without limit.
@@ -151,13 +153,13 @@ func parseChunk(b []byte) (chunkHeader, int, error) {
 	switch {
 	case r == nil:
 		return h, 0, fmt.Errorf("truncated chunk header")
-	case h.kind != series.KindSketch && h.kind != series.KindFloat:
+	case !validKind(h.kind):
 		return h, 0, fmt.Errorf("unknown series kind %d", h.kind)
 	case h.flags&^flagZstd != 0:
 		return h, 0, fmt.Errorf("unknown chunk flags %#02x", h.flags)
-	case count == 0 || (h.kind == series.KindSketch && count > rawLen/2) || (h.kind == series.KindFloat && count > math.MaxUint16):
-		// A bucket takes at least a length byte and a state byte; an XOR
-		// chunk counts its samples in 16 bits.
+	case count == 0 || (h.kind == series.KindSketch && count > rawLen/2) || (h.kind != series.KindSketch && count > math.MaxUint16):
+		// A bucket takes at least a length byte and a state byte; XOR and
+		// float histogram chunks count their samples in 16 bits.
 		return h, 0, fmt.Errorf("bad chunk count %d", count)
 	case span > 1<<62 || mint > mint+int64(span):
 		return h, 0, fmt.Errorf("bad chunk time span %d", span)
@@ -171,7 +173,7 @@ func parseChunk(b []byte) (chunkHeader, int, error) {
 			return h, 0, fmt.Errorf("bad bucket width %d", width)
 		}
 	} else if width != 0 || h.format != 0 {
-		return h, 0, fmt.Errorf("float chunk with width %d, format %d", width, h.format)
+		return h, 0, fmt.Errorf("%v chunk with width %d, format %d", h.kind, width, h.format)
 	}
 	h.count, h.mint, h.maxt, h.width, h.rawLen, h.payload = int(count), mint, mint+int64(span), int64(width), int(rawLen), r
 	return h, total, nil
@@ -280,18 +282,36 @@ func (c *sketchCursor) next() (t int64, state []byte, ok bool) {
 	return c.t, state, true
 }
 
-// checkFloatPayload checks that raw is an XOR chunk holding count samples.
-func checkFloatPayload(h *chunkHeader, raw []byte) error {
-	if len(raw) < 2 {
-		return fmt.Errorf("XOR chunk of %d bytes", len(raw))
+// sampleChunk checks that raw is a chunk of h's sample kind (XOR for
+// floats, Prometheus's float histogram encoding for histograms) holding
+// h.count samples, and wraps it for reading. A histogram chunk is decoded
+// whole when full is set (Verify), since its layout is only read lazily
+// otherwise.
+func sampleChunk(h *chunkHeader, raw []byte, full bool) (chunkenc.Chunk, error) {
+	enc, minLen := chunkenc.EncXOR, 2
+	if h.kind == series.KindHistogram {
+		enc, minLen = chunkenc.EncFloatHistogram, 3 // count, counter reset header
+	}
+	if len(raw) < minLen {
+		return nil, fmt.Errorf("%v chunk of %d bytes", enc, len(raw))
 	}
 	if n := int(binary.BigEndian.Uint16(raw)); n != h.count {
-		return fmt.Errorf("XOR chunk holds %d samples, header says %d", n, h.count)
+		return nil, fmt.Errorf("%v chunk holds %d samples, header says %d", enc, n, h.count)
 	}
-	return nil
-}
-
-// newXOR wraps raw as an XOR chunk for reading.
-func newXOR(raw []byte) (chunkenc.Chunk, error) {
-	return chunkenc.FromData(chunkenc.EncXOR, raw)
+	c, err := chunkenc.FromData(enc, raw)
+	if err != nil || !full || enc != chunkenc.EncFloatHistogram {
+		return c, err
+	}
+	it := c.Iterator(nil)
+	n := 0
+	for it.Next() == chunkenc.ValFloatHistogram {
+		n++
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("%v chunk: sample %d: %w", enc, n, err)
+	}
+	if n != h.count {
+		return nil, fmt.Errorf("%v chunk decodes to %d samples, header says %d", enc, n, h.count)
+	}
+	return c, nil
 }

@@ -3,6 +3,7 @@ package block
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -139,7 +140,7 @@ func TestCorruptionDetected(t *testing.T) {
 	t.Run("meta", func(t *testing.T) {
 		dir := copyBlock(t, src)
 		orig, _ := os.ReadFile(filepath.Join(dir, metaFilename))
-		for _, b := range [][]byte{orig[:len(orig)/2], []byte("{}"), []byte(strings.Replace(string(orig), `"version": 1`, `"version": 9`, 1))} {
+		for _, b := range [][]byte{orig[:len(orig)/2], []byte("{}"), []byte(strings.Replace(string(orig), fmt.Sprintf(`"version": %d`, FormatVersionHistograms), `"version": 9`, 1))} {
 			_ = os.WriteFile(filepath.Join(dir, metaFilename), b, 0o644)
 			if err := readBack(t, dir); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), metaFilename) {
 				t.Fatalf("meta %q: %v", b, err)

@@ -53,15 +53,16 @@ func decodeChunk(data []byte) int {
 		}
 		return n
 	}
-	if checkFloatPayload(&h, raw) != nil {
-		return 0
-	}
-	chk, err := newXOR(raw)
+	chk, err := sampleChunk(&h, raw, false)
 	if err != nil {
 		return 0
 	}
 	it := chk.Iterator(nil)
-	for it.Next() != chunkenc.ValNone {
+	for vt := it.Next(); vt != chunkenc.ValNone; vt = it.Next() {
+		if vt == chunkenc.ValFloatHistogram {
+			_, fh := it.AtFloatHistogram(nil)
+			n += len(fh.PositiveBuckets)
+		}
 		n++
 	}
 	return n
@@ -80,7 +81,7 @@ func FuzzChunk(f *testing.F) {
 		if len(data) < 3 {
 			return
 		}
-		h := chunkHeader{kind: series.Kind(1 + data[0]%2), format: 0, count: 1 + int(data[1]), mint: int64(data[2]), maxt: int64(data[2]) + int64(len(data))}
+		h := chunkHeader{kind: series.Kind(1 + data[0]%3), format: 0, count: 1 + int(data[1]), mint: int64(data[2]), maxt: int64(data[2]) + int64(len(data))}
 		if h.kind == series.KindSketch {
 			h.format, h.width = 1, 1
 		}

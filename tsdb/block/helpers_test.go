@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
 	"evalstore/sketch"
+	"evalstore/tsdb/internal/histtest"
 	"evalstore/tsdb/series"
 )
 
@@ -39,6 +40,7 @@ type memSeries struct {
 	meta    series.Meta
 	buckets []bucket
 	samples []sample
+	hists   []histtest.Sample
 }
 
 func (s *memSeries) Meta() series.Meta { return s.meta }
@@ -52,10 +54,15 @@ func (s *memSeries) Buckets(reuse series.BucketIterator) series.BucketIterator {
 }
 
 func (s *memSeries) Samples(chunkenc.Iterator) chunkenc.Iterator {
-	if s.meta.Kind != series.KindFloat {
-		return chunkenc.NewNopIterator()
+	switch s.meta.Kind {
+	case series.KindFloat:
+		return newMemSamples(s.samples)
+	case series.KindHistogram:
+		it := &memSamples{h: s.hists, i: -1}
+		it.seekMethod.s = it
+		return it
 	}
-	return newMemSamples(s.samples)
+	return chunkenc.NewNopIterator()
 }
 
 type memBuckets struct {
@@ -70,44 +77,67 @@ func (it *memBuckets) At() (int64, int64, []byte) {
 }
 func (it *memBuckets) Err() error { return nil }
 
-// memSamples reuses the package's seek shim (see seek.go).
+// memSamples iterates float samples s or, when h is set, histogram
+// samples h. It reuses the package's seek shim (see seek.go).
 type memSamples struct {
 	seekMethod[int64]
 	s []sample
+	h []histtest.Sample
 	i int
 }
 
+func (it *memSamples) n() int { return max(len(it.s), len(it.h)) }
+
+func (it *memSamples) vt() chunkenc.ValueType {
+	if it.h != nil {
+		return chunkenc.ValFloatHistogram
+	}
+	return chunkenc.ValFloat
+}
+
 func (it *memSamples) Next() chunkenc.ValueType {
-	if it.i+1 >= len(it.s) {
-		it.i = len(it.s)
+	if it.i+1 >= it.n() {
+		it.i = it.n()
 		return chunkenc.ValNone
 	}
 	it.i++
-	return chunkenc.ValFloat
+	return it.vt()
 }
 
 func (it *memSamples) seek(t int64) chunkenc.ValueType {
 	if it.i < 0 {
 		it.i = 0
 	}
-	for it.i < len(it.s) && it.s[it.i].t < t {
+	for it.i < it.n() && it.AtT() < t {
 		it.i++
 	}
-	if it.i >= len(it.s) {
+	if it.i >= it.n() {
 		return chunkenc.ValNone
 	}
-	return chunkenc.ValFloat
+	return it.vt()
 }
 
 func (it *memSamples) At() (int64, float64) { return it.s[it.i].t, it.s[it.i].v }
-func (it *memSamples) AtT() int64           { return it.s[it.i].t }
-func (it *memSamples) AtST() int64          { return 0 }
-func (it *memSamples) Err() error           { return nil }
+func (it *memSamples) AtT() int64 {
+	if it.h != nil {
+		return it.h[it.i].T
+	}
+	return it.s[it.i].t
+}
+func (it *memSamples) AtST() int64 { return 0 }
+func (it *memSamples) Err() error  { return nil }
 func (it *memSamples) AtHistogram(*histogram.Histogram) (int64, *histogram.Histogram) {
 	return 0, nil
 }
-func (it *memSamples) AtFloatHistogram(*histogram.FloatHistogram) (int64, *histogram.FloatHistogram) {
-	return 0, nil
+
+// AtFloatHistogram copies, as chunk iterators do: writers may modify it.
+func (it *memSamples) AtFloatHistogram(fh *histogram.FloatHistogram) (int64, *histogram.FloatHistogram) {
+	s := it.h[it.i]
+	if fh == nil {
+		return s.T, s.H.Copy()
+	}
+	s.H.CopyTo(fh)
+	return s.T, fh
 }
 
 func newMemSamples(s []sample) chunkenc.Iterator {
@@ -150,7 +180,12 @@ func collect(t testing.TB, set series.SeriesSet) []*memSeries {
 			t.Fatalf("buckets of %s: %v", m.meta.Labels, err)
 		}
 		sit = s.Samples(sit)
-		for sit.Next() == chunkenc.ValFloat {
+		for vt := sit.Next(); vt != chunkenc.ValNone; vt = sit.Next() {
+			if vt == chunkenc.ValFloatHistogram {
+				tt, h := sit.AtFloatHistogram(&histogram.FloatHistogram{})
+				m.hists = append(m.hists, histtest.Sample{T: tt, H: h})
+				continue
+			}
 			tt, v := sit.At()
 			m.samples = append(m.samples, sample{tt, v})
 		}
@@ -194,6 +229,9 @@ func equalSeries(t testing.TB, got, want []*memSeries) {
 			if gs.t != ws.t || math.Float64bits(gs.v) != math.Float64bits(ws.v) {
 				t.Fatalf("%s: sample %d: got (%d, %v), want (%d, %v)", w.meta.Labels, j, gs.t, gs.v, ws.t, ws.v)
 			}
+		}
+		if d := histtest.Diff(g.hists, w.hists); d != "" {
+			t.Fatalf("%s: histograms: %s", w.meta.Labels, d)
 		}
 	}
 }
@@ -272,7 +310,8 @@ func lbls(name string, kv ...string) labels.Labels {
 
 // randomSeries builds n sketch series (cycling through formats) with
 // buckets made of raw observations at width w over [start, start+span),
-// and m float series with random samples including StaleNaN markers.
+// m float series with random samples including StaleNaN markers, and m
+// histogram series (histtest.Series, cycling through its kinds).
 func randomSeries(t testing.TB, r *rand.Rand, formats []sketch.Format, n, m int, start, span, w int64) []*memSeries {
 	t.Helper()
 	var out []*memSeries
@@ -309,6 +348,14 @@ func randomSeries(t testing.TB, r *rand.Rand, formats []sketch.Format, n, m int,
 		}
 		out = append(out, s)
 	}
+	for i := range m {
+		k := i % histtest.NumKinds
+		step := 10_000 + r.Int64N(50_000)
+		out = append(out, &memSeries{
+			meta:  series.Meta{Labels: lbls("hist", "i", fmt.Sprint(i), "parity", fmt.Sprint(i%2)), Kind: series.KindHistogram},
+			hists: histtest.Series(r, k, int(span/step), start, step),
+		})
+	}
 	return out
 }
 
@@ -327,7 +374,12 @@ func filterRange(in []*memSeries, mint, maxt int64) []*memSeries {
 				c.samples = append(c.samples, x)
 			}
 		}
-		if len(c.buckets)+len(c.samples) > 0 {
+		for _, x := range s.hists {
+			if x.T >= mint && x.T <= maxt {
+				c.hists = append(c.hists, x)
+			}
+		}
+		if len(c.buckets)+len(c.samples)+len(c.hists) > 0 {
 			out = append(out, c)
 		}
 	}
@@ -377,7 +429,7 @@ func queryAll(t testing.TB, b *Block, mint, maxt int64, ms ...*labels.Matcher) [
 // dropEmpty removes series without buckets or samples: a block Select may
 // return series whose chunks straddle the range with nothing inside it.
 func dropEmpty(in []*memSeries) []*memSeries {
-	return slices.DeleteFunc(in, func(s *memSeries) bool { return len(s.buckets)+len(s.samples) == 0 })
+	return slices.DeleteFunc(in, func(s *memSeries) bool { return len(s.buckets)+len(s.samples)+len(s.hists) == 0 })
 }
 
 func sortSeries(s []*memSeries) []*memSeries {

@@ -16,10 +16,22 @@ import (
 // sorted set. A series present in one input is passed through untouched
 // (its buckets and samples are not copied). A series present in several is
 // merged: buckets with the same start t are combined with the sketch's
-// DecodeAndMerge and reported with the largest of their widths; float
-// samples with the same timestamp are deduplicated, keeping the sample of
-// the first input (in argument order) that has one, so callers list the
-// most authoritative source first.
+// DecodeAndMerge and reported with the largest of their widths; float and
+// histogram samples with the same timestamp are deduplicated, keeping the
+// sample of the first input (in argument order) that has one, so callers
+// list the most authoritative source first.
+//
+// A merged histogram sample that does not directly follow the previous
+// merged sample in its own input (the first sample, the first after a
+// Seek, or one after a sample of another input) and reads NotCounterReset
+// there reads UnknownCounterReset instead: the input's hint was relative to
+// a sample the merge may have put something else after, as Prometheus's
+// chain sample iterator has it. Unlike Prometheus, a CounterReset hint is
+// kept: tsdb writes a histogram series in strictly increasing time order,
+// so its inputs never interleave (at most they repeat identical samples)
+// and the sample before a reset is the same in every input; dropping the
+// hint would lose a reset the caller declared but the counts do not show
+// when compaction rewrites the series.
 //
 // All inputs must agree on a series' kind and sketch format; a
 // disagreement stops the set with an error. The merged set's At value is
@@ -143,7 +155,7 @@ func (s *mergedSeries) Buckets(reuse series.BucketIterator) series.BucketIterato
 }
 
 func (s *mergedSeries) Samples(reuse chunkenc.Iterator) chunkenc.Iterator {
-	if s.meta.Kind != series.KindFloat {
+	if s.meta.Kind != series.KindFloat && s.meta.Kind != series.KindHistogram {
 		return chunkenc.NewNopIterator()
 	}
 	it, ok := reuse.(*mergeSampleIter)
@@ -267,17 +279,19 @@ func (it *mergeBucketIter) Next() bool {
 func (it *mergeBucketIter) At() (int64, int64, []byte) { return it.t, it.w, it.state }
 func (it *mergeBucketIter) Err() error                 { return it.err }
 
-// mergeSampleIter merges float sample iterators by timestamp, keeping the
-// first source's sample on equal timestamps.
+// mergeSampleIter merges float or histogram sample iterators by
+// timestamp, keeping the first source's sample on equal timestamps.
 type mergeSampleIter struct {
 	seekMethod[int64]
-	its   []chunkenc.Iterator
-	ok    []bool
-	cur   int // index of the source whose sample is current, -1 if none
-	t     int64
-	v     float64
-	err   error
-	fresh bool // no Next or Seek yet
+	its    []chunkenc.Iterator
+	ok     []bool
+	want   chunkenc.ValueType // ValFloat or ValFloatHistogram
+	cur    int                // index of the source whose sample is current, -1 if none
+	consec bool               // the current sample follows the previous one in its source
+	t      int64
+	v      float64
+	err    error
+	fresh  bool // no Next or Seek yet
 }
 
 func (it *mergeSampleIter) reset(s *mergedSeries) {
@@ -290,7 +304,11 @@ func (it *mergeSampleIter) reset(s *mergedSeries) {
 		it.its[i] = src.Samples(it.its[i])
 	}
 	it.ok = append(it.ok[:0], make([]bool, n)...)
-	it.cur, it.err, it.fresh = -1, nil, true
+	it.want = chunkenc.ValFloat
+	if s.meta.Kind == series.KindHistogram {
+		it.want = chunkenc.ValFloatHistogram
+	}
+	it.cur, it.err, it.fresh, it.consec = -1, nil, true, false
 }
 
 func (it *mergeSampleIter) advance(i int, seek bool, t int64) bool {
@@ -307,10 +325,10 @@ func (it *mergeSampleIter) advance(i int, seek bool, t int64) bool {
 			it.err = err
 			return false
 		}
-	case chunkenc.ValFloat:
+	case it.want:
 		it.ok[i] = true
 	default:
-		it.err = fmt.Errorf("merge: sample of type %v in a float series", vt)
+		it.err = fmt.Errorf("merge: sample of type %v in a series of %v samples", vt, it.want)
 		return false
 	}
 	return true
@@ -332,8 +350,11 @@ func (it *mergeSampleIter) pick() chunkenc.ValueType {
 	if it.cur < 0 {
 		return chunkenc.ValNone
 	}
-	_, it.v = it.its[it.cur].At()
-	return chunkenc.ValFloat
+	it.v = 0
+	if it.want == chunkenc.ValFloat {
+		_, it.v = it.its[it.cur].At()
+	}
+	return it.want
 }
 
 func (it *mergeSampleIter) Next() chunkenc.ValueType {
@@ -352,7 +373,7 @@ func (it *mergeSampleIter) Next() chunkenc.ValueType {
 	if it.cur < 0 {
 		return chunkenc.ValNone
 	}
-	t := it.t
+	t, prev := it.t, it.cur
 	for i, ok := range it.ok {
 		if ok && it.its[i].AtT() == t {
 			if !it.advance(i, false, 0) {
@@ -360,7 +381,9 @@ func (it *mergeSampleIter) Next() chunkenc.ValueType {
 			}
 		}
 	}
-	return it.pick()
+	vt := it.pick()
+	it.consec = it.cur == prev
+	return vt
 }
 
 func (it *mergeSampleIter) seek(t int64) chunkenc.ValueType {
@@ -368,7 +391,7 @@ func (it *mergeSampleIter) seek(t int64) chunkenc.ValueType {
 		return chunkenc.ValNone
 	}
 	if !it.fresh && it.cur >= 0 && it.t >= t {
-		return chunkenc.ValFloat
+		return it.want
 	}
 	if !it.fresh && it.cur < 0 {
 		return chunkenc.ValNone
@@ -380,7 +403,7 @@ func (it *mergeSampleIter) seek(t int64) chunkenc.ValueType {
 			}
 		}
 	}
-	it.fresh = false
+	it.fresh, it.consec = false, false
 	return it.pick()
 }
 
@@ -393,6 +416,13 @@ func (it *mergeSampleIter) AtHistogram(*histogram.Histogram) (int64, *histogram.
 	return it.t, nil
 }
 
-func (it *mergeSampleIter) AtFloatHistogram(*histogram.FloatHistogram) (int64, *histogram.FloatHistogram) {
-	return it.t, nil
+func (it *mergeSampleIter) AtFloatHistogram(fh *histogram.FloatHistogram) (int64, *histogram.FloatHistogram) {
+	if it.want != chunkenc.ValFloatHistogram || it.cur < 0 {
+		return it.t, nil
+	}
+	t, fh := it.its[it.cur].AtFloatHistogram(fh)
+	if !it.consec && fh.CounterResetHint == histogram.NotCounterReset {
+		fh.CounterResetHint = histogram.UnknownCounterReset
+	}
+	return t, fh
 }

@@ -16,9 +16,14 @@ import (
 	"evalstore/tsdb/series"
 )
 
-// FormatVersion is the block format version written to meta.json; Open
-// refuses other versions.
-const FormatVersion = 1
+// Block format versions written to meta.json; Open refuses others.
+const (
+	// FormatVersion is written for blocks of sketch and float series.
+	FormatVersion = 1
+	// FormatVersionHistograms is written for blocks holding native
+	// histogram series (chunk kind 3); the layout is otherwise the same.
+	FormatVersionHistograms = 2
+)
 
 const (
 	metaFilename   = "meta.json"
@@ -46,7 +51,8 @@ type Meta struct {
 }
 
 // Stats counts a block's contents. NumBuckets counts sketch buckets,
-// NumSamples float samples; Bytes is the size of all its files.
+// NumSamples float and histogram samples; Bytes is the size of all its
+// files.
 type Stats struct {
 	NumSeries  uint64 `json:"numSeries"`
 	NumBuckets uint64 `json:"numBuckets"`
@@ -94,7 +100,7 @@ func readMeta(dir string) (metaFile, error) {
 		return m, corruptf(dir, metaFilename, -1, format, args...)
 	}
 	switch {
-	case m.Version != FormatVersion:
+	case m.Version != FormatVersion && m.Version != FormatVersionHistograms:
 		return bad("unsupported format version %d", m.Version)
 	case m.ID == "":
 		return bad("no id")

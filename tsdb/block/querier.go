@@ -27,7 +27,8 @@ import (
 // it is returned with empty iterators. LabelNames and LabelValues are
 // exact: they look into such edge chunks. Hints.Resolution is ignored: a block
 // holds one resolution, and choosing blocks by resolution is the caller's
-// job.
+// job. Histogram series yield chunkenc.ValFloatHistogram samples, with the
+// counter reset hints sampleIter describes.
 func (b *Block) Querier(mint, maxt int64) (series.Querier, error) {
 	if err := b.acquire(); err != nil {
 		return nil, err
@@ -231,7 +232,7 @@ func (s *blockSeries) Buckets(reuse series.BucketIterator) series.BucketIterator
 }
 
 func (s *blockSeries) Samples(reuse chunkenc.Iterator) chunkenc.Iterator {
-	if s.meta.Kind != series.KindFloat {
+	if s.meta.Kind != series.KindFloat && s.meta.Kind != series.KindHistogram {
 		return chunkenc.NewNopIterator()
 	}
 	it, ok := reuse.(*sampleIter)
@@ -310,20 +311,32 @@ func (it *bucketIter) Next() bool {
 func (it *bucketIter) At() (int64, int64, []byte) { return it.t, it.width, it.state }
 func (it *bucketIter) Err() error                 { return it.err }
 
-// sampleIter iterates the samples of a block float series.
+// sampleIter iterates the samples of a block float or histogram series.
+//
+// A histogram's counter reset hint is the one Prometheus's chunk iterator
+// gives (GaugeType in gauge chunks, NotCounterReset after a chunk's first
+// sample, UnknownCounterReset for a chunk's first sample) except that the
+// first sample of a chunk whose header says CounterReset reads as
+// CounterReset: the chunks of one series in one block are consecutive in
+// time, so the header (a reset the writer was told of or detected against
+// the previous sample) holds, and keeping it lets a rewrite by compaction
+// keep a reset the caller hinted but the counts do not show.
 type sampleIter struct {
 	seekMethod[int64]
 	b          *Block
+	kind       series.Kind
 	chunks     []chunkMeta
 	mint, maxt int64
 	inner      chunkenc.Iterator // the current chunk's iterator; nil before the first
 	spare      chunkenc.Iterator // kept for reuse across series
 	buf        []byte
+	crh        chunkenc.CounterResetHeader // the current histogram chunk's
+	nth        int                         // samples read from the current chunk
 	t          int64
 	v          float64
+	vt         chunkenc.ValueType // of the current sample; ValNone if none
 	err        error
 	done       bool
-	valid      bool
 }
 
 func (it *sampleIter) reset(s *blockSeries) {
@@ -331,7 +344,7 @@ func (it *sampleIter) reset(s *blockSeries) {
 	if it.inner != nil {
 		spare = it.inner
 	}
-	*it = sampleIter{seekMethod: it.seekMethod, b: s.b, chunks: s.chunks, mint: s.mint, maxt: s.maxt, spare: spare, buf: it.buf}
+	*it = sampleIter{seekMethod: it.seekMethod, b: s.b, kind: s.meta.Kind, chunks: s.chunks, mint: s.mint, maxt: s.maxt, spare: spare, buf: it.buf}
 }
 
 func (it *sampleIter) Next() chunkenc.ValueType {
@@ -339,18 +352,22 @@ func (it *sampleIter) Next() chunkenc.ValueType {
 		return chunkenc.ValNone
 	}
 	for {
-		if it.inner != nil && it.inner.Next() == chunkenc.ValFloat {
-			t, v := it.inner.At()
-			if t < it.mint {
-				continue
-			}
-			if t > it.maxt {
-				break
-			}
-			it.t, it.v, it.valid = t, v, true
-			return chunkenc.ValFloat
-		}
 		if it.inner != nil {
+			if vt := it.inner.Next(); vt != chunkenc.ValNone {
+				it.nth++
+				t := it.inner.AtT()
+				if t < it.mint {
+					continue
+				}
+				if t > it.maxt {
+					break
+				}
+				it.t, it.vt, it.v = t, vt, 0
+				if vt == chunkenc.ValFloat {
+					_, it.v = it.inner.At()
+				}
+				return vt
+			}
 			if err := it.inner.Err(); err != nil {
 				it.err = err
 				break
@@ -361,16 +378,13 @@ func (it *sampleIter) Next() chunkenc.ValueType {
 		}
 		c := it.chunks[0]
 		it.chunks = it.chunks[1:]
-		h, raw, err := it.b.loadChunk(c, series.KindFloat, 0, it.buf)
+		h, raw, err := it.b.loadChunk(c, it.kind, 0, it.buf)
+		var chk chunkenc.Chunk
 		if err == nil {
 			if h.flags&flagZstd != 0 {
 				it.buf = raw[:0]
 			}
-			err = checkFloatPayload(&h, raw)
-		}
-		var chk chunkenc.Chunk
-		if err == nil {
-			chk, err = newXOR(raw)
+			chk, err = sampleChunk(&h, raw, false)
 		}
 		if err != nil {
 			if _, ok := err.(*CorruptError); !ok {
@@ -379,18 +393,21 @@ func (it *sampleIter) Next() chunkenc.ValueType {
 			it.err = err
 			break
 		}
+		if hc, ok := chk.(*chunkenc.FloatHistogramChunk); ok {
+			it.crh = hc.GetCounterResetHeader()
+		}
 		if it.inner == nil {
 			it.inner, it.spare = it.spare, nil
 		}
-		it.inner = chk.Iterator(it.inner)
+		it.inner, it.nth = chk.Iterator(it.inner), 0
 	}
-	it.done, it.valid = true, false
+	it.done, it.vt = true, chunkenc.ValNone
 	return chunkenc.ValNone
 }
 
 func (it *sampleIter) seek(t int64) chunkenc.ValueType {
-	if it.valid && it.t >= t {
-		return chunkenc.ValFloat
+	if it.vt != chunkenc.ValNone && it.t >= t {
+		return it.vt
 	}
 	for {
 		if vt := it.Next(); vt == chunkenc.ValNone || it.t >= t {
@@ -408,6 +425,22 @@ func (it *sampleIter) AtHistogram(*histogram.Histogram) (int64, *histogram.Histo
 	return it.t, nil
 }
 
-func (it *sampleIter) AtFloatHistogram(*histogram.FloatHistogram) (int64, *histogram.FloatHistogram) {
-	return it.t, nil
+func (it *sampleIter) AtFloatHistogram(fh *histogram.FloatHistogram) (int64, *histogram.FloatHistogram) {
+	if it.vt != chunkenc.ValFloatHistogram {
+		return it.t, nil
+	}
+	t, fh := it.inner.AtFloatHistogram(fh)
+	ChunkStartHint(fh, it.nth, it.crh)
+	return t, fh
+}
+
+// ChunkStartHint gives fh, the nth sample (from 1) read from a float
+// histogram chunk whose counter reset header is crh, the hint the chunk
+// readers of this package and of the tsdb head report: a chunk's first
+// sample reads CounterReset when the header says so, where Prometheus's
+// chunk iterator says UnknownCounterReset (see sampleIter).
+func ChunkStartHint(fh *histogram.FloatHistogram, nth int, crh chunkenc.CounterResetHeader) {
+	if nth == 1 && crh == chunkenc.CounterReset {
+		fh.CounterResetHint = histogram.CounterReset
+	}
 }

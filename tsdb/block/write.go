@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
@@ -24,9 +25,13 @@ import (
 // set must be sorted by labels with no label set twice. Sketch buckets are
 // re-keyed to floor(t/resolution)*resolution and buckets falling on the
 // same key are merged, so input finer than resolution is downsampled; every
-// input width must divide resolution. Float samples are written as they
-// are (timestamps strictly increasing per series). Series without data are
-// skipped; if nothing is left, Write creates nothing and returns ErrEmpty.
+// input width must divide resolution. Float and native histogram samples
+// are written as they are (timestamps strictly increasing per series; a
+// histogram's counter reset hint is kept as far as the chunk format carries
+// it, see Block.Querier). Series without data are skipped; if nothing is
+// left, Write creates nothing and returns ErrEmpty. A block holding
+// histogram series is written as FormatVersionHistograms, so that readers
+// predating them refuse it by version rather than as corrupt.
 //
 // The block is built in parent/<ID>.tmp; every file and directory is
 // fsynced before the rename to parent/<ID> and the parent is fsynced
@@ -90,7 +95,8 @@ type writer struct {
 	zbuf       []byte // compressed payload scratch
 	scratch    map[sketch.Format]sketch.Sketch
 	pend       []byte
-	xor        *chunkenc.XORChunk // the open float chunk
+	chk        chunkenc.Chunk            // the open float or histogram chunk
+	fh         *histogram.FloatHistogram // histogram read scratch
 }
 
 func (w *writer) abort() {
@@ -164,8 +170,8 @@ func (w *writer) addSeries(s series.Series, sm series.Meta) error {
 		if err := w.addSketch(s, sm.Format); err != nil {
 			return err
 		}
-	case series.KindFloat:
-		if err := w.addFloat(s); err != nil {
+	case series.KindFloat, series.KindHistogram:
+		if err := w.addSamples(s, sm.Kind); err != nil {
 			return err
 		}
 	default:
@@ -175,8 +181,11 @@ func (w *writer) addSeries(s series.Series, sm series.Meta) error {
 		return nil
 	}
 	f := sm.Format
-	if sm.Kind == series.KindFloat {
-		f = 0 // float series have no sketch format, whatever the input says
+	if sm.Kind != series.KindSketch {
+		f = 0 // sample series have no sketch format, whatever the input says
+	}
+	if sm.Kind == series.KindHistogram {
+		w.meta.Version = FormatVersionHistograms
 	}
 	chks := make([]uint64, 0, 1+len(w.chks))
 	chks = append(chks, seriesInfo(sm.Kind, f))
@@ -295,47 +304,95 @@ func (w *writer) cutSketch() error {
 	return w.writeChunk(h, w.raw)
 }
 
-func (w *writer) addFloat(s series.Series) error {
-	it := s.Samples(nil)
+// addSamples writes a float or histogram series' samples as XOR or float
+// histogram chunks, cut at maxFloatSamples or where the histogram appender
+// starts a new chunk (counter reset, schema or bucket layout change).
+func (w *writer) addSamples(s series.Series, kind series.Kind) error {
+	want, enc := chunkenc.ValFloat, chunkenc.EncXOR
+	if kind == series.KindHistogram {
+		want, enc = chunkenc.ValFloatHistogram, chunkenc.EncFloatHistogram
+		if w.fh == nil {
+			w.fh = &histogram.FloatHistogram{}
+		}
+	}
 	var (
-		app        chunkenc.Appender
-		n          int
-		mint, prev int64
-		started    bool
+		// prevApp is the appender of the chunk cut for size before the
+		// open one, so the histogram appender can tell whether the open
+		// chunk starts with a counter reset.
+		app, prevApp chunkenc.Appender
+		mint, prev   int64
+		started      bool
 	)
 	cut := func() error {
-		if n == 0 {
+		c := w.chk
+		w.chk = nil
+		if c == nil || c.NumSamples() == 0 {
 			return nil
 		}
-		h := chunkHeader{kind: series.KindFloat, count: n, mint: mint, maxt: prev}
-		n = 0
-		return w.writeChunk(h, w.xor.Bytes())
+		return w.writeChunk(chunkHeader{kind: kind, count: c.NumSamples(), mint: mint, maxt: prev}, c.Bytes())
 	}
+	it := s.Samples(nil)
 	for {
 		vt := it.Next()
 		if vt == chunkenc.ValNone {
 			break
 		}
-		if vt != chunkenc.ValFloat {
-			return fmt.Errorf("%w: sample of type %v in a float series", ErrInvalid, vt)
+		if vt != want {
+			return fmt.Errorf("%w: sample of type %v in a %v series", ErrInvalid, vt, kind)
 		}
-		t, v := it.At()
+		t := it.AtT()
 		if started && t <= prev {
 			return fmt.Errorf("%w: sample at %d not after %d", ErrInvalid, t, prev)
 		}
-		if n == 0 {
-			w.xor = chunkenc.NewXORChunk()
-			var err error
-			if app, err = w.xor.Appender(); err != nil {
+		var fh *histogram.FloatHistogram
+		if kind == series.KindHistogram {
+			// The appender may rewrite the histogram's spans and buckets
+			// (it owns them only until the next AtFloatHistogram).
+			_, fh = it.AtFloatHistogram(w.fh)
+			if fh.CounterResetHint == histogram.CounterReset && w.chk != nil {
+				// Prometheus's appender starts a chunk for an explicit
+				// reset, but without the reset header after a gauge
+				// chunk: a fresh chunk always gets it.
+				prevApp = app
+				if err := cut(); err != nil {
+					return err
+				}
+			}
+		}
+		if w.chk == nil {
+			c, err := chunkenc.NewEmptyChunk(enc)
+			if err != nil {
 				return err
 			}
-			mint = t
+			if app, err = c.Appender(); err != nil {
+				return err
+			}
+			w.chk, mint = c, t
 		}
-		app.Append(0, t, v)
+		if kind == series.KindFloat {
+			_, v := it.At()
+			app.Append(0, t, v)
+		} else {
+			c, recoded, napp, err := app.AppendFloatHistogram(prevApp, 0, t, fh, false)
+			if err != nil {
+				return fmt.Errorf("histogram at %d: %w", t, err)
+			}
+			if c != nil && !recoded {
+				// A new chunk holding just this sample.
+				if err := cut(); err != nil {
+					return err
+				}
+				mint = t
+			}
+			if c != nil {
+				w.chk = c
+			}
+			app = napp
+		}
 		prev, started = t, true
-		n++
 		w.meta.Stats.NumSamples++
-		if n >= maxFloatSamples {
+		if w.chk.NumSamples() >= maxFloatSamples {
+			prevApp = app
 			if err := cut(); err != nil {
 				return err
 			}
