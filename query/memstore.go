@@ -213,7 +213,12 @@ func (v *memSeriesView) Meta() series.Meta { return v.s.meta }
 
 func (v *memSeriesView) Samples(reuse chunkenc.Iterator) chunkenc.Iterator {
 	if v.s.meta.Kind == series.KindHistogram {
-		return newHistIter(v.s.hists, reuse)
+		// Clipped to the hints as tsdb clips, so that an engine reading
+		// too narrow a range fails here too.
+		pts := v.s.hists
+		lo, _ := slices.BinarySearchFunc(pts, v.mint, func(p HPoint, t int64) int { return cmpInt(p.T, t) })
+		hi, _ := slices.BinarySearchFunc(pts, v.maxt+1, func(p HPoint, t int64) int { return cmpInt(p.T, t) })
+		return newHistIter(pts[lo:max(lo, hi)], reuse)
 	}
 	if v.s.chunk == nil {
 		return chunkenc.NewNopIterator()

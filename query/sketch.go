@@ -44,11 +44,13 @@ func (p *sketchScratch) put(s sketch.Sketch) {
 }
 
 // windowHints are the Select hints for reading sketch series to merge over
-// windows of width w (ms) ending in [firstEnd, lastEnd]: storage may answer
-// from downsampled buckets as coarse as w where they lie wholly inside the
-// read range.
+// windows (t−w, t] of width w (ms) with t in [firstEnd, lastEnd]: storage
+// may answer from downsampled buckets as coarse as w where they lie wholly
+// inside the read range. Maxt is lastEnd itself, not lastEnd−1 (the last ms
+// a bucket must end by): a native histogram series read as a sketch needs
+// its sample at exactly t.
 func windowHints(firstEnd, lastEnd, w int64) series.Hints {
-	return series.Hints{Mint: firstEnd - w, Maxt: lastEnd - 1, Resolution: w}
+	return series.Hints{Mint: firstEnd - w, Maxt: lastEnd, Resolution: w}
 }
 
 // mergeWindow merges into dst every bucket of the sketch series s that lies

@@ -190,7 +190,7 @@ func templateQuery(q queryFunc) template.QueryFunc {
 		}
 		out := make(promql.Vector, len(v))
 		for i, s := range v {
-			out[i] = promql.Sample{Metric: s.Metric, T: s.T, F: s.F}
+			out[i] = promql.Sample{Metric: s.Metric, T: s.T, F: s.F, H: s.H}
 		}
 		return out, nil
 	}
@@ -219,7 +219,7 @@ func (r *AlertingRule) eval(ctx context.Context, ts time.Time, env evalEnv) ([]S
 	alerts := make(map[uint64]*Alert, len(res))
 	lb := labels.NewBuilder(labels.EmptyLabels())
 	for _, smp := range res {
-		data := template.AlertTemplateData(smp.Metric.Map(), env.externalLabels, extURL, promql.Sample{F: smp.F})
+		data := template.AlertTemplateData(smp.Metric.Map(), env.externalLabels, extURL, promql.Sample{F: smp.F, H: smp.H})
 		expand := func(text string) string {
 			te := template.NewTemplateExpander(ctx, templateDefs+text, "__alert_"+r.Name(), data,
 				model.Time(ts.UnixMilli()), templateQuery(env.query), env.externalURL, nil)
@@ -400,7 +400,7 @@ func (r *RecordingRule) eval(ctx context.Context, ts time.Time, env evalEnv) ([]
 		} else {
 			seen[h] = true
 		}
-		out = append(out, Sample{Labels: ls, T: t, V: s.F})
+		out = append(out, Sample{Labels: ls, T: t, V: s.F, H: s.H})
 	}
 	if env.limit > 0 && len(out) > env.limit {
 		return nil, fmt.Errorf("exceeded limit of %d with %d series", env.limit, len(out))

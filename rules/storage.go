@@ -4,17 +4,21 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 
 	"evalstore/query"
 	"evalstore/tsdb"
 )
 
-// Sample is one float sample a rule writes.
+// Sample is one sample a rule writes: a float, or a native histogram when
+// H is set (a recording rule over histograms records histograms, as in
+// Prometheus).
 type Sample struct {
 	Labels labels.Labels
 	T      int64 // Unix ms
 	V      float64
+	H      *histogram.FloatHistogram
 }
 
 // Storage is what the manager reads rules' inputs from and writes their
@@ -37,7 +41,13 @@ func (s tsdbStorage) Append(samples []Sample) error {
 	app := s.Appender()
 	var errs []error
 	for _, smp := range samples {
-		if err := app.AddFloat(smp.Labels, smp.T, smp.V); err != nil {
+		var err error
+		if smp.H != nil {
+			err = app.AddHistogram(smp.Labels, smp.T, smp.H)
+		} else {
+			err = app.AddFloat(smp.Labels, smp.T, smp.V)
+		}
+		if err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -56,7 +66,13 @@ type memStorage struct{ *query.MemStorage }
 func (s memStorage) Append(samples []Sample) error {
 	var errs []error
 	for _, smp := range samples {
-		if err := s.AddFloat(smp.Labels, query.FPoint{T: smp.T, F: smp.V}); err != nil {
+		var err error
+		if smp.H != nil {
+			err = s.AddHistogram(smp.Labels, query.HPoint{T: smp.T, H: smp.H})
+		} else {
+			err = s.AddFloat(smp.Labels, query.FPoint{T: smp.T, F: smp.V})
+		}
+		if err != nil {
 			errs = append(errs, fmt.Errorf("series %s: %w", smp.Labels, err))
 		}
 	}

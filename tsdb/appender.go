@@ -299,6 +299,9 @@ func (a *Appender) checkOrder(c *cachedSeries, t int64, v uint64) (noop bool, er
 	has, lastT, lastV := a.newest(c)
 	if has && t <= lastT {
 		if t < lastT {
+			if a.db.headHasPoint(c.ms, t, v) {
+				return true, nil
+			}
 			return false, fmt.Errorf("%w: series %s: timestamp %d is before the newest %d", ErrOutOfOrderSample, c.ms.lset.String(), t, lastT)
 		}
 		if v == lastV {

@@ -379,3 +379,45 @@ func (hs *headSeries) floatChunksIn(dst []chunkenc.Chunk, mint, maxt int64) []ch
 	}
 	return dst
 }
+
+// headHasPoint reports whether ms, a float or histogram series, already
+// holds the sample (t, v) (v: float bits or histogramHash) in the active
+// head or the head being flushed. A retried remote-write request resends
+// samples older than the series' newest; finding them there makes the
+// retry a no-op instead of an out-of-order refusal, so a retry is
+// idempotent for any number of samples per series. Blocks are not
+// searched: a retry follows its request by seconds, and a sample already
+// flushed is refused as out of order as before (still never counted twice).
+func (db *DB) headHasPoint(ms *memSeries, t int64, v uint64) bool {
+	db.stateMu.RLock()
+	heads := [2]*head{db.active, db.frozen}
+	db.stateMu.RUnlock()
+	var chunks []chunkenc.Chunk
+	for _, h := range heads {
+		if h == nil {
+			continue
+		}
+		if hs := h.get(ms.ref); hs != nil {
+			ms.mu.Lock()
+			chunks = hs.floatChunksIn(chunks, t, t)
+			ms.mu.Unlock()
+		}
+	}
+	var it chunkenc.Iterator
+	var fh *histogram.FloatHistogram
+	for _, c := range chunks {
+		it = c.Iterator(it)
+		switch it.Seek(t) {
+		case chunkenc.ValFloat:
+			if at, f := it.At(); at == t && math.Float64bits(f) == v {
+				return true
+			}
+		case chunkenc.ValFloatHistogram:
+			var at int64
+			if at, fh = it.AtFloatHistogram(fh); at == t && histogramHash(fh) == v {
+				return true
+			}
+		}
+	}
+	return false
+}

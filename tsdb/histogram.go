@@ -119,8 +119,9 @@ func nilIfEmpty[T any](s []T) []T {
 // histogramHash is the newest-sample value a histogram series keeps for its
 // order checks (memSeries.lastV, the WAL series entry): a 64-bit hash of
 // what histogram.FloatHistogram.Equals compares (not the counter reset
-// hint), with each side's buckets by absolute index so that equal
-// histograms hash equally whatever their span layout. Two different
+// hint), with each side's non-empty buckets by absolute index so that
+// equal histograms hash equally whatever their span layout and empty
+// buckets. Two different
 // histograms collide with probability about 2^-64; a collision would make a
 // conflicting duplicate a silent no-op instead of an error.
 func histogramHash(h *histogram.FloatHistogram) uint64 {
@@ -152,7 +153,9 @@ func histogramHash(h *histogram.FloatHistogram) uint64 {
 				idx += int64(s.Offset)
 			}
 			for range s.Length {
-				if i < len(bs) {
+				// Empty buckets are skipped: chunk recoding adds them to
+				// earlier samples when a later one opens new buckets.
+				if i < len(bs) && bs[i] != 0 {
 					mix(uint64(idx))
 					mix(math.Float64bits(bs[i]))
 				}

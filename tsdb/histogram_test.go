@@ -393,3 +393,92 @@ func TestHistogramStaleMarker(t *testing.T) {
 		}
 	}
 }
+
+// growHist is testHist(10) with i more buckets of one observation each:
+// every sample opens a bucket, so the head recodes its chunk and earlier
+// samples read back with empty buckets they were not written with.
+func growHist(i int) *histogram.FloatHistogram {
+	h := testHist(10)
+	if i > 0 {
+		h.PositiveSpans = append(h.PositiveSpans, histogram.Span{Offset: 1, Length: uint32(i)})
+		for range i {
+			h.PositiveBuckets = append(h.PositiveBuckets, 1)
+		}
+		h.Count += float64(i)
+	}
+	return h
+}
+
+// TestRetryOfOlderSamplesIsNoop: a retried remote-write request resends a
+// series' samples older than its newest; identical ones still in the head
+// are no-ops (for floats and histograms), a changed one is out of order,
+// and once flushed to a block they are refused as out of order, never
+// stored twice.
+func TestRetryOfOlderSamplesIsNoop(t *testing.T) {
+	clock := newClock()
+	db := openTestDB(t, t.TempDir(), testOptions(clock))
+	fl := labels.FromStrings("__name__", "f")
+	hl := labels.FromStrings("__name__", "h")
+	base := testStart.UnixMilli() - 10*minute
+	write := func(f func(a *Appender) error) error {
+		a := db.Appender()
+		if err := f(a); err != nil {
+			a.Rollback()
+			return err
+		}
+		return a.Commit()
+	}
+	batch := func(a *Appender) error {
+		for i := range int64(5) {
+			if err := a.AddFloat(fl, base+i*15_000, float64(i)); err != nil {
+				return err
+			}
+			if err := a.AddHistogram(hl, base+i*15_000, growHist(int(i))); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := write(batch); err != nil {
+		t.Fatal(err)
+	}
+	check := func(when string) {
+		t.Helper()
+		if got := readFloats(t, db, base-minute, base+minute)[fl.String()]; len(got) != 5 {
+			t.Fatalf("%s: %d float samples, want 5", when, len(got))
+		}
+		hs := readHists(t, db, base-minute, base+minute)[hl.String()]
+		if len(hs) != 5 {
+			t.Fatalf("%s: %d histogram samples, want 5", when, len(hs))
+		}
+		for i, s := range hs {
+			if want := growHist(i); !histtest.Same(s.H, want) {
+				t.Fatalf("%s: histogram %d = %v, want %v", when, i, s.H, want)
+			}
+		}
+	}
+	if err := write(batch); err != nil {
+		t.Fatalf("retry: %v", err)
+	}
+	check("after retry")
+	for _, c := range []struct {
+		name string
+		add  func(a *Appender) error
+	}{
+		{"float changed", func(a *Appender) error { return a.AddFloat(fl, base+15_000, 7) }},
+		{"float new older timestamp", func(a *Appender) error { return a.AddFloat(fl, base+1, 1) }},
+		{"histogram changed", func(a *Appender) error { return a.AddHistogram(hl, base+15_000, growHist(2)) }},
+	} {
+		if err := write(c.add); !errors.Is(err, ErrOutOfOrderSample) {
+			t.Errorf("%s: %v, want ErrOutOfOrderSample", c.name, err)
+		}
+	}
+	check("after refused writes")
+	if err := db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := write(batch); !errors.Is(err, ErrOutOfOrderSample) {
+		t.Errorf("retry after flush: %v, want ErrOutOfOrderSample", err)
+	}
+	check("after flush")
+}

@@ -354,9 +354,13 @@ func openStorage(ctx context.Context, cfg config, defs *definitions.Store, reg p
 
 // invalidAppend says which storage errors are the data's fault (400, the
 // sender must not retry) rather than the storage's (500).
+// The receiver stores native histograms only through a storage that
+// implements HistogramAppender.
+var _ remotewrite.HistogramAppender = (*tsdb.Appender)(nil)
+
 func invalidAppend(err error) bool {
 	for _, s := range []error{tsdb.ErrOutOfBounds, tsdb.ErrOutOfOrderSample, tsdb.ErrDuplicateSampleForTimestamp,
-		tsdb.ErrFormatMismatch, tsdb.ErrInvalidLabels} {
+		tsdb.ErrFormatMismatch, tsdb.ErrInvalidLabels, tsdb.ErrInvalidHistogram} {
 		if errors.Is(err, s) {
 			return true
 		}

@@ -207,11 +207,18 @@ func remoteWrite(t *testing.T, url, auth string, samples ...sample) *http.Respon
 	if err != nil {
 		t.Fatal(err)
 	}
+	return postWrite(t, url, auth, "application/x-protobuf", raw)
+}
+
+// postWrite posts one snappy-compressed remote-write message body and
+// returns the response, its body read and closed (logged unless 2xx).
+func postWrite(t *testing.T, url, auth, contentType string, raw []byte) *http.Response {
+	t.Helper()
 	hr, err := http.NewRequest(http.MethodPost, url+"/api/v1/write", bytes.NewReader(snappy.Encode(nil, raw)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	hr.Header.Set("Content-Type", "application/x-protobuf")
+	hr.Header.Set("Content-Type", contentType)
 	hr.Header.Set("Content-Encoding", "snappy")
 	hr.Header.Set("X-Prometheus-Remote-Write-Version", "0.1.0")
 	if auth != "" {
@@ -221,8 +228,16 @@ func remoteWrite(t *testing.T, url, auth string, samples ...sample) *http.Respon
 	if err != nil {
 		t.Fatal(err)
 	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := resp.Body.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode/100 != 2 {
+		t.Logf("remote-write answered %s: %s", resp.Status, body)
+	}
 	return resp
 }
 
