@@ -6,6 +6,6 @@
 //
 // The API starts not ready: every /api/v1 endpoint answers 503 until
 // SetBackend hands it the opened storage, so the listener can be up (and
-// /-/healthy answer) while the write-ahead log replays. docs/parts/server-api.md
+// /-/healthy answer) while the write-ahead log replays. docs/api.md
 // lists the endpoints and every decision.
 package api

@@ -198,7 +198,7 @@ func reportWAL(b *testing.B, e *env) {
 
 // TestPendingMemory measures the heap held per pending prediction (binary
 // model, 3 slices, 20 features: features are not kept, only what a label
-// needs) and logs it for docs/parts/ingest-join.md.
+// needs) and logs it for docs/ingest.md.
 func TestPendingMemory(t *testing.T) {
 	if testing.Short() {
 		t.Skip("measures memory")

@@ -9,7 +9,7 @@ import (
 	"evalstore/definitions"
 )
 
-// Join-store record encoding (see docs/parts/ingest-join.md). Every record
+// Join-store record encoding (see docs/ingest.md). Every record
 // starts with a type byte; integers are varints, strings are uvarint length +
 // bytes, floats are 8 bytes little endian.
 const (

@@ -39,7 +39,7 @@ type Storage interface{ Appender() Appender }
 // the newest value of a float series from what it has made durable. Ingest
 // reads FamilyIngestCommit with it after a crash to learn whether the last
 // join-store batch reached the tsdb. Without it, an in-doubt batch is
-// treated as not committed (see docs/parts/ingest-join.md).
+// treated as not committed (see docs/ingest.md).
 type CommitReader interface {
 	LastFloat(lset labels.Labels) (v float64, ok bool, err error)
 }
@@ -682,7 +682,7 @@ func (in *Ingester) maybeSweep(now int64) {
 // A failure in stage 2 or 3 poisons the ingester: the in-memory store may
 // hold decisions that never reached the tsdb, so every later batch fails
 // until a restart recovers both from what is durable (see
-// docs/parts/ingest-join.md).
+// docs/ingest.md).
 func (in *Ingester) run(res *Result, src source, defs *definitions.Definitions, fn func(r *router, now int64) []RecordError) error {
 	in.mu.Lock()
 	if in.closed {

@@ -21,7 +21,7 @@ import (
 // id), plus the per-model registries (class indices, types of undeclared
 // features). It lives in memory; every change is logged to its own WAL
 // (Dir/wal) as one record per batch before the batch's tsdb commit, and a
-// snapshot (Dir/snapshot) bounds the replay. See docs/parts/ingest-join.md.
+// snapshot (Dir/snapshot) bounds the replay. See docs/ingest.md.
 
 const snapshotFile = "snapshot"
 

@@ -5,7 +5,7 @@ import (
 )
 
 // Series families written by ingest: the contract with the query engine,
-// documented in docs/parts/ingest-series.md. Every sketch series carries the
+// documented in docs/ingest.md. Every sketch series carries the
 // labels model, version, slice and source ("online" | "offline"); offline
 // series add dataset and run. Family-specific labels: feature, measure, class.
 const (

@@ -28,7 +28,7 @@
 //
 // Errors are *Error with an ErrorType the HTTP layer maps to Prometheus's
 // errorType; limits (MaxSeries, MaxSamples, MaxBuckets, MaxResultPoints)
-// are checked while loading and evaluating. docs/parts/engine-design.md and
-// docs/parts/sketchq-semantics.md describe the design; the compatibility
+// are checked while loading and evaluating. docs/query-language.md ("Query engine: design") and
+// docs/query-language.md ("Sketch metrics") describe the design; the compatibility
 // test runs every float construct through Prometheus's own engine.
 package query

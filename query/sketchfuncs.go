@@ -13,7 +13,7 @@ import (
 
 // Functions over sketch states: quantiles and moments of a distribution,
 // drift distances against a reference, two-sample tests, and the
-// importance-weighted average over features. docs/parts/sketchq-semantics.md
+// importance-weighted average over features. docs/query-language.md ("Sketch metrics")
 // documents each with an example.
 
 // Statistics of the two-sample tests, as values of the stat label.

@@ -24,7 +24,7 @@ import (
 // source) is dropped, and finishes the merged states into an instant
 // vector. sum by (...) over such a selector pools states before finishing;
 // offline(expr) switches selectors to the latest offline run.
-// docs/parts/sketchq-semantics.md is the user-facing description.
+// docs/query-language.md ("Sketch metrics") is the user-facing description.
 
 // The series families the ingest layer writes (docs: the series contract).
 const (

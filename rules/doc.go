@@ -12,5 +12,5 @@
 // from its own goroutines with a bounded queue and retries. RulesData and
 // AlertsData return /api/v1/rules and /api/v1/alerts in Prometheus's JSON
 // shape. CheckCommand and TestCommand are `evalstore rules check|test`
-// (promtool's unit-test file format). docs/parts/rules-guide.md is the guide.
+// (promtool's unit-test file format). docs/rules.md is the guide.
 package rules

@@ -53,7 +53,7 @@ const (
 	// -δ/Z(n)·log(2(1-q)) above, Z(n) = 4·log(n/δ)+21 (n >= δ): sizes shrink in
 	// proportion to min(q, 1-q), even finer tails than k2.
 	tdScaleK3 tdScale = 3
-	// tdDefaultScale is the scale NewTDigest uses; docs/parts/tdigest-sketches.md
+	// tdDefaultScale is the scale NewTDigest uses; docs/sketches.md ("t-digest")
 	// gives the measurements that chose it.
 	tdDefaultScale = tdScaleK2
 )
@@ -463,7 +463,7 @@ func (d *TDigest) knots() (tdKnots, bool) {
 // Quantile returns the estimated value at rank q in [0, 1]: the minimum at
 // 0, the maximum at 1, and in between the linear interpolation between
 // centroid means at their half-weight positions described in
-// docs/parts/tdigest-sketches.md. NaN when empty or q is outside [0, 1].
+// docs/sketches.md ("t-digest"). NaN when empty or q is outside [0, 1].
 func (d *TDigest) Quantile(q float64) float64 {
 	if !(q >= 0 && q <= 1) {
 		return math.NaN()
@@ -615,7 +615,7 @@ func tdIntWeights(cs []tdCentroid, count float64) bool {
 
 // AppendBinary appends the encoding of the logical state (buffered
 // observations folded into a copy) to dst. The layout is in
-// docs/parts/tdigest-format.md.
+// docs/format.md ("t-digest").
 func (d *TDigest) AppendBinary(dst []byte) []byte {
 	compression, scale := d.params()
 	cs := d.view()

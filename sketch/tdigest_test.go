@@ -907,7 +907,7 @@ func tdMergeWay(tb testing.TB, seed uint64, compression float64, scale tdScale, 
 // digests of 1,000 lognormal(0,1) points, merged sequentially and as a
 // balanced tree, estimate q = 0.5, 0.99, 0.999 within 0.1% of the exact
 // order statistic of all 1M points. δ = 2000 is the smallest compression
-// that meets this on 11 of 12 seeds (see docs/parts/tdigest-sketches.md):
+// that meets this on 11 of 12 seeds (see docs/sketches.md ("t-digest")):
 // at q = 0.999 the error is dominated by the spread of the ~24 points in
 // each tail centroid, so smaller compressions pass only on lucky seeds.
 func TestTDigestThousandWayMergeAccuracy(t *testing.T) {
@@ -929,7 +929,7 @@ func TestTDigestThousandWayMergeAccuracy(t *testing.T) {
 }
 
 // TestTDigestAccuracySweep prints the relative-error table of
-// docs/parts/tdigest-sketches.md. It takes minutes, so it runs only with
+// docs/sketches.md ("t-digest"). It takes minutes, so it runs only with
 // TDIGEST_SWEEP set, e.g.
 // TDIGEST_SWEEP="seeds=12 scales=1,2,3 compressions=100,200,500,1000,1500,2000".
 func TestTDigestAccuracySweep(t *testing.T) {

@@ -11,7 +11,7 @@
 // one manifest edit per job; a Querier merges head and blocks on read,
 // reading each time range from exactly one version (plan.Read), so a
 // bucket written from several places (a label arriving days late) reads
-// as one merged state. docs/parts/tsdbcore-operations.md and
+// as one merged state. docs/operations.md and
 // compact-operations.md describe the design, crash safety and disk layout;
 // tsdbcore-format.md the WAL record layout.
 package tsdb

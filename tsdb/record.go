@@ -11,7 +11,7 @@ import (
 	"evalstore/tsdb/series"
 )
 
-// WAL record layout (docs/parts/tsdbcore-format.md has the table). A record
+// WAL record layout (docs/format.md ("TSDB WAL records") has the table). A record
 // is one commit: a version byte, then entries until the end of the record.
 // Series entries come before any sample entry that refers to them.
 const (

@@ -40,7 +40,7 @@ const ListeningPrefix = "evalstore listening on "
 // ingesterFactory builds the predictions/feedback/evaluations ingester once
 // storage is open. The ingest package provides it; nil leaves those three
 // endpoints answering 501. It is a variable so the wiring is one line where
-// the ingester lands (see docs/parts/server-api.md).
+// the ingester lands (see docs/api.md).
 var ingesterFactory func(ctx context.Context, cfg IngestConfig) (api.Ingester, func(error) (int, any), io.Closer, error)
 
 // IngestConfig is what the ingester needs from serve.

@@ -6,5 +6,5 @@
 // ast.go. The parser checks syntax only; type checking (instant vector,
 // range vector, scalar, string) and function arity belong to the engine,
 // because sketch metrics change PromQL's typing. See
-// docs/parts/parser-grammar.md for the language reference.
+// docs/query-language.md ("Query language: syntax") for the language reference.
 package parser

@@ -14,7 +14,7 @@ import (
 	"evalstore/tsdb/series"
 )
 
-// Chunk segment and chunk layout constants; docs/parts/block-format.md is
+// Chunk segment and chunk layout constants; docs/format.md ("Block format") is
 // the authoritative description.
 const (
 	segMagic      uint32 = 0x45534348 // "ESCH"

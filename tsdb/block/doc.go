@@ -12,5 +12,5 @@
 // Lifetime: a Block maps its files; Querier pins it, and Close waits until
 // every querier it handed out has been closed before unmapping.
 //
-// docs/parts/block-format.md documents every byte on disk.
+// docs/format.md ("Block format") documents every byte on disk.
 package block

@@ -12,7 +12,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 )
 
-// Block index layout constants; docs/parts/index-format.md is the
+// Block index layout constants; docs/format.md ("Block index format") is the
 // authoritative description.
 const (
 	blockMagic   uint32 = 0x45534958 // "ESIX"

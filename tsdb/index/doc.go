@@ -13,7 +13,7 @@
 //   - WriteBlockIndex encodes a snapshot of series (labels plus opaque chunk
 //     references) for an immutable block; OpenBlockIndex reads one from a byte
 //     slice (typically mmapped) and answers the same queries. The byte layout
-//     is documented in docs/parts/index-format.md.
+//     is documented in docs/format.md ("Block index format").
 //
 // Matcher semantics are Prometheus's: a series matches a selector when every
 // matcher matches the series' value for the matcher's label name, where a

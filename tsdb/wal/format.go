@@ -46,7 +46,7 @@ func (e *CorruptionError) Error() string {
 // Unwrap makes errors.Is(err, ErrCorrupt) true.
 func (e *CorruptionError) Unwrap() error { return ErrCorrupt }
 
-// Byte layout; see docs/parts/wal-format.md.
+// Byte layout; see docs/format.md ("Write-ahead log").
 const (
 	segmentHeaderSize = 8
 	recordHeaderSize  = 9
