@@ -201,9 +201,9 @@ func readBody(b Body, lim Limits) (*bytes.Buffer, bodyFormat, error) {
 	return buf, f, nil
 }
 
-// keyChunk is the size of the arenas of join keys: pending keys are held by
-// the join map until expiry, and a few large objects are cheaper for the GC
-// than one small one per prediction.
+// keyChunk is the size of the arenas of join keys: a few large objects are
+// cheaper to allocate than one small one per prediction (the join store
+// copies the keys it keeps into its own arena, pendingMap).
 const keyChunk = 16 << 10
 
 // joinKeyOf returns model\x00id in d's key arena. Bytes of the arena are

@@ -1,6 +1,8 @@
 package ingest
 
 import (
+	"cmp"
+	"runtime"
 	"sort"
 	"sync"
 
@@ -36,8 +38,8 @@ type group struct {
 	meas           []measSlot
 	classScore     map[string]*sketch.LogHistogram
 	classScoreHist map[string]*sketch.ScoreHistogram
-	// load and worker split a batch's groups between goroutines
-	// (applyPlans); zero outside it.
+	// load and worker split a batch's groups between goroutines while it
+	// is pre-routed (planApplier).
 	load   int
 	worker uint8
 }
@@ -369,12 +371,69 @@ func (g *group) clsScoreHist(class string) *sketch.ScoreHistogram {
 // deterministic order (sorted groups and names) so that a batch always
 // produces the same appends.
 func (d *deltas) appendTo(app Appender) error {
+	keys := d.sortedKeys()
+	if err := d.appendGroups(app, keys); err != nil {
+		return err
+	}
+	return d.appendFloats(app)
+}
+
+// parallelRecordGroups is the least groups recorded by two goroutines.
+const parallelRecordGroups = 2
+
+// record appends every delta to rec exactly as appendTo does (same calls,
+// same order); with two or more cores the second half of the groups is
+// encoded by another goroutine into its own recorder, appended after.
+func (d *deltas) record(rec *recorder) error {
+	keys := d.sortedKeys()
+	if len(keys) < parallelRecordGroups || runtime.GOMAXPROCS(0) < 2 {
+		if err := d.appendGroups(rec, keys); err != nil {
+			return err
+		}
+		return d.appendFloats(rec)
+	}
+	h := len(keys) / 2
+	var rec2 recorder
+	var err2 error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		err2 = d.appendGroups(&rec2, keys[h:])
+	}()
+	err := d.appendGroups(rec, keys[:h])
+	<-done
+	if err = cmp.Or(err, err2); err != nil {
+		return err
+	}
+	rec.calls = append(rec.calls, rec2.calls...)
+	return d.appendFloats(rec)
+}
+
+// sortedKeys flushes the categorical counts and returns the groups' keys in
+// emission order.
+func (d *deltas) sortedKeys() []groupKey {
 	d.flushCats()
 	keys := make([]groupKey, 0, len(d.groups))
 	for k := range d.groups {
 		keys = append(keys, k)
 	}
 	sort.Slice(keys, func(i, j int) bool { return lessKey(&keys[i], &keys[j]) })
+	return keys
+}
+
+func (d *deltas) appendFloats(app Appender) error {
+	for _, f := range d.floats {
+		if err := app.AddFloat(f.lset, f.t, f.v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// appendGroups appends the sketches of the groups of keys, in order. It
+// only reads d, and each group's sketches: concurrent calls on disjoint
+// keys are safe.
+func (d *deltas) appendGroups(app Appender, keys []groupKey) error {
 	var buf []byte
 	var b labels.ScratchBuilder
 	base := func(k *groupKey, family string) {
@@ -470,11 +529,6 @@ func (d *deltas) appendTo(app Appender) error {
 					return err
 				}
 			}
-		}
-	}
-	for _, f := range d.floats {
-		if err := app.AddFloat(f.lset, f.t, f.v); err != nil {
-			return err
 		}
 	}
 	return nil

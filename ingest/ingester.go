@@ -284,7 +284,7 @@ func (in *Ingester) Close() error {
 // Stats returns a snapshot of the counters.
 func (in *Ingester) Stats() Stats {
 	in.mu.Lock()
-	pending, heldNow := len(in.store.entries), len(in.store.held)
+	pending, heldNow := in.store.pending.len(), len(in.store.held)
 	in.mu.Unlock()
 	c := &in.c
 	return Stats{
@@ -463,6 +463,7 @@ func (in *Ingester) IngestPredictions(ctx context.Context, defs *definitions.Def
 		return res, err
 	}
 	pre := in.preRoute(defs, online, recs)
+	defer pre.wait() // the plans read recs
 	// Join keys and duplicates within the batch, before taking the lock.
 	keys := make([]string, len(recs))
 	dupInBatch := false
@@ -483,7 +484,7 @@ func (in *Ingester) IngestPredictions(ctx context.Context, defs *definitions.Def
 		// predictions already pending (a retry) or a feature-type race.
 		usePre := !dupInBatch
 		for i := 0; usePre && i < len(keys); i++ {
-			if tx.entry(keys[i]) != nil {
+			if tx.hasEntry(keys[i]) {
 				usePre = false
 			}
 		}
@@ -499,7 +500,7 @@ func (in *Ingester) IngestPredictions(ctx context.Context, defs *definitions.Def
 			if usePre {
 				e, pcName = pre.entries[i], pre.predNames[i]
 			} else {
-				if tx.entry(key) != nil {
+				if tx.hasEntry(key) {
 					res.DuplicatePredictions++
 					continue
 				}
@@ -561,14 +562,14 @@ func (in *Ingester) IngestFeedback(ctx context.Context, defs *definitions.Defini
 			if fb.HasTime {
 				at = fb.Time
 			}
-			if e := tx.entry(key); e != nil {
-				ne := e.clone()
+			if ne := tx.entry(key); ne != nil {
+				measured := len(ne.measures)
 				before := *r.res
 				if rerr := r.applyFeedback(i, fb.Model, ne, fb.Label, fb.HasLabel, at, fb.Measures); rerr != nil {
 					errs = append(errs, *rerr)
 					continue
 				}
-				if r.res.Labels != before.Labels || r.res.Corrected != before.Corrected || len(ne.measures) != len(e.measures) {
+				if r.res.Labels != before.Labels || r.res.Corrected != before.Corrected || len(ne.measures) != measured {
 					tx.putEntry(key, ne) // else a duplicate: nothing to log
 				}
 				continue
@@ -614,6 +615,7 @@ func (in *Ingester) IngestEvaluation(ctx context.Context, defs *definitions.Defi
 	}
 	src := source{SourceOffline, ev.Dataset, ev.Run}
 	pre := in.preRoute(defs, src, ev.Records)
+	defer pre.wait()
 	err := in.run(&res, src, defs, func(r *router, now int64) (errs []RecordError) {
 		var slices []string
 		m, _ := defs.Model(ev.Model)
@@ -733,6 +735,7 @@ func (in *Ingester) run(res *Result, src source, defs *definitions.Definitions, 
 	if rec == nil {
 		// No join decisions (an offline run with known classes, duplicate
 		// feedback): nothing to order.
+		r.settle()
 		if err := in.appendCommit(dl); err != nil {
 			return err
 		}
@@ -744,8 +747,9 @@ func (in *Ingester) run(res *Result, src source, defs *definitions.Definitions, 
 	// reach the Storage only in the batch's turn, as before.
 	logged := make(chan error, 1)
 	go func() { logged <- in.store.w.Log(rec) }() // copies rec
+	r.settle()
 	var prep recorder
-	perr := dl.appendTo(&prep)
+	perr := dl.record(&prep)
 	err := <-logged
 	if cap(rec) <= maxPooledRec {
 		*recBuf = rec
@@ -936,11 +940,9 @@ type router struct {
 	// distinct slice lists of the batch (shared by entries)
 	sliceLists [][]string
 	pre        *preRouted // set while pre-routing
-	// ents is a slab of entries for plan (one allocation per batch
-	// instead of one per record: fewer heap objects for the GC to mark
-	// while predictions are pending; entries are deleted only on expiry,
-	// and feedback updates an entry in place, so a slab's entries live
-	// and die together).
+	// ents is a slab of entries for plan: one allocation per batch
+	// instead of one per record (the join store copies the entries it
+	// keeps into its pendingMap).
 	ents []entry
 	// groups of recent (model, version, bucket, slice list), so that a
 	// record resolves its slices' groups once, not once per sketch family
@@ -948,6 +950,114 @@ type router struct {
 	gcache   []groupsEnt
 	gcacheDL *deltas
 	gnext    int
+	// later holds the group updates of join decisions made while the
+	// adopted pre-routed plans are still being applied to the same groups
+	// (see touch); waitPre waits for those plans.
+	later   []groupUpdate
+	waitPre func()
+}
+
+// groupUpdate is what a join decision adds to a prediction's groups (the
+// groups of e's slices): a label delay, a regression pair, a classification
+// label, or a feedback measure. The fields read from e are copied at the
+// decision.
+type groupUpdate struct {
+	kind      uint8
+	e         *entry
+	model     string
+	n         int64   // +1 adds, −1 retracts (labels)
+	x, y      float64 // delay; prediction and label; score; measure value
+	actual    int     // class index of the label
+	predClass int32
+	pos       bool   // the label is the positive class
+	binScore  bool   // a binary prediction with a score
+	text      string // label text; measure name
+	scores    []ClassScore
+}
+
+// Kinds of groupUpdate.
+const (
+	updDelay uint8 = iota
+	updRegression
+	updClass
+	updMeasure
+)
+
+// touch makes u now, or after the adopted pre-routed plans have been
+// applied (settle) while they are being applied: every sketch then sees the
+// plans' updates first, in the same order as if the plans had been applied
+// before the join decisions.
+func (r *router) touch(u groupUpdate) {
+	if r.waitPre != nil {
+		r.later = append(r.later, u)
+		return
+	}
+	r.update(&u)
+}
+
+func (r *router) update(u *groupUpdate) {
+	gs := r.groups(u.e, u.model)
+	switch u.kind {
+	case updDelay:
+		for _, g := range gs {
+			if g.labelDelay == nil {
+				g.labelDelay = newLogHist()
+			}
+			_ = g.labelDelay.Add(u.x)
+		}
+	case updRegression:
+		for _, g := range gs {
+			if u.n > 0 {
+				if g.regression == nil {
+					g.regression = sketch.NewRegression()
+				}
+				_ = g.regression.Add(u.y, u.x)
+			} else {
+				if g.regressionRetracted == nil {
+					g.regressionRetracted = sketch.NewRegression()
+				}
+				_ = g.regressionRetracted.Add(u.y, u.x)
+			}
+		}
+	case updClass:
+		for _, g := range gs {
+			if u.predClass >= 0 {
+				if g.confusion == nil {
+					g.confusion = sketch.NewConfusion()
+				}
+				g.confusion.AddN(u.actual, int(u.predClass), u.n)
+			}
+			if u.binScore {
+				if g.scoreHist == nil {
+					g.scoreHist = newScoreHist()
+				}
+				_ = g.scoreHist.AddN(u.x, u.pos, u.n)
+			}
+			for _, cs := range u.scores {
+				_ = g.clsScoreHist(cs.Class).AddN(cs.Score, cs.Class == u.text, u.n)
+			}
+		}
+	case updMeasure:
+		col := r.dl.columns(u.model).measCol(u.text)
+		for _, g := range gs {
+			g.observeMeasure(col, u.x)
+		}
+	}
+}
+
+// settle waits for the adopted pre-routed plans and makes the group
+// updates touch deferred, in order. Called without the ingester lock: the
+// groups are the batch's own.
+func (r *router) settle() {
+	if r.waitPre == nil {
+		return
+	}
+	r.waitPre()
+	r.waitPre = nil
+	for i := range r.later {
+		r.update(&r.later[i])
+	}
+	r.later = nil
 }
 
 // groupsEnt caches the groups of e.slices for one (model, version, bucket).
@@ -1230,68 +1340,123 @@ func (pl *recPlan) applyTo(g *group) {
 // two goroutines.
 const parallelRouteRecords = 256
 
-// applyPlans applies every plan to its groups. With two or more cores and
-// a large batch, the batch's groups are split between two goroutines by
-// their load; each goroutine walks all records in order and updates only
-// its own groups, so every sketch sees exactly the sequential sequence of
-// updates (the result is bit-identical).
-func applyPlans(plans []recPlan) {
-	seq := func() {
-		for i := range plans {
-			for _, g := range plans[i].groups {
-				plans[i].applyTo(g)
+// parallelApply reports whether n plans are applied by two goroutines.
+func parallelApply(n int) bool {
+	return n >= parallelRouteRecords && runtime.GOMAXPROCS(0) >= 2
+}
+
+// planChunk is how many plans a planApplier hands its goroutines at a time.
+const planChunk = 128
+
+// planApplier applies a batch's plans to their groups in two goroutines
+// while the batch's goroutine is still making the plans. The groups are
+// split between the two by their load (estimated on the first plans;
+// groups first seen later go to the less loaded goroutine); each goroutine
+// walks the plans in order and updates only its own groups, so every
+// sketch sees exactly the sequential sequence of updates (the result is
+// bit-identical).
+type planApplier struct {
+	plans    []recPlan // its backing array is never reallocated (cap ≥ the batch)
+	warm     int       // plans made before the goroutines start
+	started  bool
+	sent     int // plans handed to the goroutines
+	work     [2]chan int
+	distinct []*group
+	sum      [2]int
+	left     atomic.Int32
+	done     chan struct{}
+}
+
+// add appends pl (made by the caller) and hands finished chunks of plans
+// to the goroutines.
+func (pa *planApplier) add(pl recPlan) {
+	pa.plans = append(pa.plans, pl)
+	w := len(pl.feats) + len(pl.meas) + 4
+	for _, g := range pl.groups {
+		if g.load == 0 {
+			pa.distinct = append(pa.distinct, g)
+			if pa.started {
+				g.worker = pa.lighter()
 			}
 		}
-	}
-	if len(plans) < parallelRouteRecords || runtime.GOMAXPROCS(0) < 2 {
-		seq()
-		return
-	}
-	var distinct []*group
-	for i := range plans {
-		w := len(plans[i].feats) + len(plans[i].meas) + 4
-		for _, g := range plans[i].groups {
-			if g.load == 0 {
-				distinct = append(distinct, g)
-			}
-			g.load += w
+		g.load += w
+		if pa.started {
+			pa.sum[g.worker] += w
 		}
 	}
-	defer func() {
-		for _, g := range distinct {
-			g.load, g.worker = 0, 0
-		}
-	}()
-	if len(distinct) < 2 {
-		seq()
-		return
+	n := len(pa.plans)
+	if !pa.started && n >= pa.warm {
+		pa.start()
 	}
-	sort.SliceStable(distinct, func(i, j int) bool { return distinct[i].load > distinct[j].load })
-	var sum [2]int
-	for _, g := range distinct {
-		w := 0
-		if sum[1] < sum[0] {
-			w = 1
-		}
-		g.worker = uint8(w)
-		sum[w] += g.load
+	if pa.started && n-pa.sent >= planChunk {
+		pa.send(n)
 	}
-	run := func(w uint8) {
-		for i := range plans {
-			for _, g := range plans[i].groups {
+}
+
+func (pa *planApplier) lighter() uint8 {
+	if pa.sum[1] < pa.sum[0] {
+		return 1
+	}
+	return 0
+}
+
+// start assigns the groups seen so far, heaviest first, and starts the
+// goroutines.
+func (pa *planApplier) start() {
+	sort.SliceStable(pa.distinct, func(i, j int) bool { return pa.distinct[i].load > pa.distinct[j].load })
+	for _, g := range pa.distinct {
+		g.worker = pa.lighter()
+		pa.sum[g.worker] += g.load
+	}
+	pa.started = true
+	pa.done = make(chan struct{})
+	pa.left.Store(2)
+	plans := pa.plans[:cap(pa.plans)] // elements are written before they are sent
+	for w := range pa.work {
+		pa.work[w] = make(chan int, cap(pa.plans)/planChunk+2)
+		go pa.run(uint8(w), plans)
+	}
+}
+
+// send hands plans [pa.sent, n) to both goroutines.
+func (pa *planApplier) send(n int) {
+	for _, ch := range pa.work {
+		ch <- n
+	}
+	pa.sent = n
+}
+
+func (pa *planApplier) run(w uint8, plans []recPlan) {
+	from := 0
+	for to := range pa.work[w] {
+		for i := from; i < to; i++ {
+			pl := &plans[i]
+			for _, g := range pl.groups {
 				if g.worker == w {
-					plans[i].applyTo(g)
+					pl.applyTo(g)
 				}
 			}
 		}
+		from = to
 	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		run(1)
-	}()
-	run(0)
-	<-done
+	if pa.left.Add(-1) == 0 {
+		close(pa.done)
+	}
+}
+
+// finish hands the last plans over; the returned channel is closed once
+// every plan has been applied.
+func (pa *planApplier) finish() <-chan struct{} {
+	if !pa.started {
+		pa.start()
+	}
+	if pa.sent < len(pa.plans) {
+		pa.send(len(pa.plans))
+	}
+	for _, ch := range pa.work {
+		close(ch)
+	}
+	return pa.done
 }
 
 // label applies a first label to e (inline or joined): the labelled
@@ -1304,13 +1469,7 @@ func (r *router) label(idx int, field, model string, e *entry, label definitions
 	e.hasLabel, e.label, e.labelAt = true, label, at
 	r.res.Labels++
 	if at != math.MinInt64 {
-		delay := math.Max(0, float64(at-e.t)/1000)
-		for _, g := range r.groups(e, model) {
-			if g.labelDelay == nil {
-				g.labelDelay = newLogHist()
-			}
-			_ = g.labelDelay.Add(delay)
-		}
+		r.touch(groupUpdate{kind: updDelay, e: e, model: model, x: math.Max(0, float64(at-e.t)/1000)})
 	}
 	return nil
 }
@@ -1324,20 +1483,7 @@ func (r *router) labelled(idx int, field, model string, e *entry, label definiti
 		if label.Kind() != definitions.KindNumber {
 			return &RecordError{Index: idx, Field: field, Reason: fmt.Sprintf("a regression label must be a number, got %s", label.Kind())}
 		}
-		y := label.Num()
-		for _, g := range r.groups(e, model) {
-			if n > 0 {
-				if g.regression == nil {
-					g.regression = sketch.NewRegression()
-				}
-				_ = g.regression.Add(y, e.pred)
-			} else {
-				if g.regressionRetracted == nil {
-					g.regressionRetracted = sketch.NewRegression()
-				}
-				_ = g.regressionRetracted.Add(y, e.pred)
-			}
-		}
+		r.touch(groupUpdate{kind: updRegression, e: e, model: model, n: n, x: e.pred, y: label.Num()})
 		return nil
 	case taskBinary, taskMulticlass:
 		text := label.String()
@@ -1348,24 +1494,8 @@ func (r *router) labelled(idx int, field, model string, e *entry, label definiti
 		if err != nil {
 			return &RecordError{Index: idx, Field: field, Reason: err.Error()}
 		}
-		pos := isPositive(m, text)
-		for _, g := range r.groups(e, model) {
-			if e.predClass >= 0 {
-				if g.confusion == nil {
-					g.confusion = sketch.NewConfusion()
-				}
-				g.confusion.AddN(actual, int(e.predClass), n)
-			}
-			if e.task == taskBinary && e.hasScore {
-				if g.scoreHist == nil {
-					g.scoreHist = newScoreHist()
-				}
-				_ = g.scoreHist.AddN(e.score, pos, n)
-			}
-			for _, cs := range e.scores {
-				_ = g.clsScoreHist(cs.Class).AddN(cs.Score, cs.Class == text, n)
-			}
-		}
+		r.touch(groupUpdate{kind: updClass, e: e, model: model, n: n, actual: actual, predClass: e.predClass,
+			pos: isPositive(m, text), text: text, binScore: e.task == taskBinary && e.hasScore, x: e.score, scores: e.scores})
 		return nil
 	}
 	return &RecordError{Index: idx, Field: field, Reason: "the prediction has no task that takes a label"}
@@ -1406,10 +1536,7 @@ func (r *router) applyFeedback(idx int, model string, e *entry, label definition
 			continue
 		}
 		e.measures = append(e.measures, ms.Name)
-		col := r.dl.columns(model).measCol(ms.Name)
-		for _, g := range r.groups(e, model) {
-			g.observeMeasure(col, ms.Value)
-		}
+		r.touch(groupUpdate{kind: updMeasure, e: e, model: model, text: ms.Name, x: ms.Value})
 	}
 	return nil
 }
@@ -1449,6 +1576,21 @@ type preRouted struct {
 	predNames []string
 	feats     []featAssign
 	res       Result
+	// applied is closed when the plans have been applied to dl's groups
+	// (nil: they were applied before preRoute returned).
+	applied <-chan struct{}
+	pb      *planBuf
+}
+
+// wait waits until the plans have been applied. Only the batch's goroutine
+// calls it (several times).
+func (pre *preRouted) wait() {
+	if pre.applied != nil {
+		<-pre.applied
+		pre.applied = nil
+		pre.pb.release()
+		pre.pb = nil
+	}
 }
 
 // preRoute routes the label-independent part of recs (the bulk of the
@@ -1468,6 +1610,13 @@ func (in *Ingester) preRoute(defs *definitions.Definitions, src source, recs []P
 	if cap(pb.meas) < nm {
 		pb.meas = make([]measOp, 0, nm)
 	}
+	var pa *planApplier
+	if parallelApply(len(recs)) {
+		if cap(pb.plans) < len(recs) {
+			pb.plans = make([]recPlan, 0, len(recs))
+		}
+		pa = &planApplier{plans: pb.plans[:0], warm: max(64, len(recs)/8)}
+	}
 	var slices []string
 	for i := range recs {
 		p := &recs[i]
@@ -1475,10 +1624,26 @@ func (in *Ingester) preRoute(defs *definitions.Definitions, src source, recs []P
 		slices = defs.SlicesFor(p.Model, p, slices[:0])
 		pl := r.plan(p, m, slices, &pb.feats, &pb.meas)
 		pre.entries[i], pre.predNames[i] = pl.e, pl.pcName
-		pb.plans = append(pb.plans, pl)
+		if pa != nil {
+			pa.add(pl) // applied by two goroutines while the next are planned
+		} else {
+			pb.plans = append(pb.plans, pl)
+		}
 	}
-	applyPlans(pb.plans)
-	pb.release()
+	if pa == nil {
+		for i := range pb.plans {
+			for _, g := range pb.plans[i].groups {
+				pb.plans[i].applyTo(g)
+			}
+		}
+		pb.release()
+		return pre
+	}
+	// The plans are still being applied while the caller goes on to the
+	// join decisions, which need only the entries, and logs the batch's
+	// intent: the fsync overlaps the sketch updates.
+	pb.plans = pa.plans
+	pre.applied, pre.pb = pa.finish(), pb
 	return pre
 }
 
@@ -1505,12 +1670,16 @@ func (pb *planBuf) release() {
 }
 
 // adopt makes a pre-routed batch the transaction's, unless a concurrent
-// batch registered one of its new features with another type first.
+// batch registered one of its new features with another type first. The
+// router then defers its group updates until the plans are applied (touch).
 func (pre *preRouted) adopt(r *router) bool {
 	for _, fa := range pre.feats {
 		if !r.tx.adoptFeature(fa) {
 			return false
 		}
+	}
+	if pre.applied != nil {
+		r.waitPre = pre.wait
 	}
 	r.dl = pre.dl
 	r.res.FeatureTypeConflicts += pre.res.FeatureTypeConflicts

@@ -35,7 +35,7 @@ type classMap struct {
 type joinStore struct {
 	dir     string
 	w       *wal.WAL
-	entries map[string]*entry
+	pending *pendingMap
 	held    map[string]*held
 	tombs   map[string]int64 // expired prediction keys -> expiry time (ms)
 	classes map[string]*classMap
@@ -43,7 +43,6 @@ type joinStore struct {
 	// writes hold regMu too.
 	regMu     sync.RWMutex
 	features  map[string]map[string]definitions.FeatureType
-	slices    map[string]string // interned slice names
 	seq       uint64
 	snapBytes uint64 // WAL bytes written at the last snapshot
 	lastSweep int64
@@ -52,12 +51,11 @@ type joinStore struct {
 func newJoinState(dir string) *joinStore {
 	return &joinStore{
 		dir:      dir,
-		entries:  make(map[string]*entry),
+		pending:  newPendingMap(),
 		held:     make(map[string]*held),
 		tombs:    make(map[string]int64),
 		classes:  make(map[string]*classMap),
 		features: make(map[string]map[string]definitions.FeatureType),
-		slices:   make(map[string]string),
 	}
 }
 
@@ -202,10 +200,7 @@ func (s *joinStore) applyOp(d *dec) {
 	case opPutEntry:
 		k, e := decodeEntry(d)
 		if d.err == nil {
-			for i, sl := range e.slices {
-				e.slices[i] = s.internSlice(sl)
-			}
-			s.entries[k] = e
+			s.pending.put(k, e)
 		}
 	case opPutHeld:
 		k, h := decodeHeld(d)
@@ -248,14 +243,6 @@ func featureTypeOf(b byte) definitions.FeatureType {
 	return definitions.Categorical
 }
 
-func (s *joinStore) internSlice(name string) string {
-	if v, ok := s.slices[name]; ok {
-		return v
-	}
-	s.slices[name] = name
-	return name
-}
-
 func (s *joinStore) setClass(model, class string, idx int32) {
 	cm := s.classes[model]
 	if cm == nil {
@@ -291,12 +278,7 @@ func (s *joinStore) expired(key string) bool {
 func (s *joinStore) sweep(now, window int64, c *counters) {
 	s.lastSweep = now
 	cut := now - window
-	for k, e := range s.entries {
-		if e.t < cut {
-			delete(s.entries, k)
-			s.tombs[k] = now
-		}
-	}
+	s.pending.expire(cut, func(k string) { s.tombs[k] = now })
 	for k, h := range s.held {
 		if h.arrived < cut {
 			delete(s.held, k)
@@ -318,7 +300,7 @@ func (s *joinStore) snapshot() error {
 	if err != nil {
 		return err
 	}
-	e := enc{b: make([]byte, 0, 64+len(s.entries)*96)}
+	e := enc{b: make([]byte, 0, 64+s.pending.len()*96)}
 	e.byte(opSnapshot)
 	e.uvarint(s.seq)
 	e.uvarint(uint64(next))
@@ -343,9 +325,7 @@ func (s *joinStore) snapshot() error {
 			e.byte(featureTypeCode(t))
 		}
 	}
-	for k, v := range s.entries {
-		encodeEntry(&e, k, v)
-	}
+	s.pending.each(func(k string, v *entry) { encodeEntry(&e, k, v) })
 	for k, h := range s.held {
 		encodeHeld(&e, k, h)
 	}
@@ -449,17 +429,27 @@ func (t *txn) empty() bool {
 	return len(t.entries) == 0 && len(t.fresh) == 0 && len(t.held) == 0 && len(t.newClasses) == 0 && len(t.newFeats) == 0
 }
 
-func (t *txn) size() int { return len(t.s.entries) + len(t.s.held) + t.added }
+func (t *txn) size() int { return t.s.pending.len() + len(t.s.held) + t.added }
 
+// entry returns a copy of key's entry as staged or pending, which the
+// caller may change and stage (putEntry), or nil.
 func (t *txn) entry(key string) *entry {
 	if e, ok := t.entries[key]; ok {
-		return e
+		return e.clone()
 	}
-	return t.s.entries[key]
+	return t.s.pending.get(key)
+}
+
+// hasEntry reports whether key has an entry (staged or pending).
+func (t *txn) hasEntry(key string) bool {
+	if _, ok := t.entries[key]; ok {
+		return true
+	}
+	return t.s.pending.has(key)
 }
 
 func (t *txn) putEntry(key string, e *entry) {
-	if t.entry(key) == nil {
+	if !t.hasEntry(key) {
 		t.added++
 	}
 	t.entries[key] = e
@@ -664,18 +654,13 @@ func (t *txn) apply() {
 	for _, fa := range t.newFeats {
 		t.s.setFeature(fa.model, fa.feature, fa.typ)
 	}
+	// The pending map copies entries: the batch's own (router.ents)
+	// stay the batch's.
 	for k, e := range t.entries {
-		// An updated entry is copied into the pending one (allocated in
-		// a batch's slab, see router.ents) rather than replacing it, so
-		// that the slab slot is not kept alive beside its copy.
-		if old := t.s.entries[k]; old != nil {
-			*old = *e
-		} else {
-			t.s.entries[k] = e
-		}
+		t.s.pending.put(k, e)
 	}
 	for _, ke := range t.fresh {
-		t.s.entries[ke.key] = ke.e
+		t.s.pending.putNew(ke.key, ke.e) // see putNewEntry
 	}
 	for k, h := range t.held {
 		if h == nil {

@@ -5,11 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"reflect"
 	"runtime"
 	"sort"
 	"testing"
+
+	"github.com/prometheus/prometheus/model/labels"
 
 	"evalstore/sketch"
 )
@@ -171,5 +174,90 @@ slices:
 				}
 			}
 		})
+	}
+}
+
+// TestRecordMatchesAppendTo checks that encoding a batch's groups in two
+// goroutines (deltas.record) makes exactly the calls, in the same order,
+// of the sequential appendTo.
+func TestRecordMatchesAppendTo(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	e := newEnv(t, nil)
+	e.defs = mustDefs(t, benchDefs)
+	d := e.in.newDecoder(e.in.cfg.Limits)
+	defer e.in.putDecoder(d)
+	recs, err := d.decodePredictions(parallelBody(rand.New(rand.NewPCG(7, 8)), ""), formatNDJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pre := e.in.preRoute(d.defs, online, recs)
+	pre.wait()
+	pre.dl.floats = append(pre.dl.floats, floatSample{commitMarker, 5, 6})
+	var seq, par recorder
+	if err := pre.dl.appendTo(&seq); err != nil {
+		t.Fatal(err)
+	}
+	if err := pre.dl.record(&par); err != nil {
+		t.Fatal(err)
+	}
+	if len(seq.calls) < 100 {
+		t.Fatalf("only %d calls", len(seq.calls))
+	}
+	if len(seq.calls) != len(par.calls) {
+		t.Fatalf("%d calls sequentially, %d in parallel", len(seq.calls), len(par.calls))
+	}
+	for i := range seq.calls {
+		s, p := seq.calls[i], par.calls[i]
+		if !labels.Equal(s.lset, p.lset) || s.t != p.t || !bytes.Equal(s.delta, p.delta) || s.float != p.float || math.Float64bits(s.v) != math.Float64bits(p.v) {
+			t.Fatalf("call %d: sequential %v@%d, parallel %v@%d", i, s.lset, s.t, p.lset, p.t)
+		}
+	}
+}
+
+// TestParallelHeldFeedbackIdentical checks that held feedback (labels and
+// measures) joined by a large pre-routed batch, whose group updates wait
+// for the batch's plans (router.touch), writes exactly the sketches of the
+// sequential path (GOMAXPROCS=1), and that every held label is applied.
+func TestParallelHeldFeedbackIdentical(t *testing.T) {
+	run := func(procs int) (map[string][]byte, []Result) {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+		e := newEnv(t, nil)
+		e.defs = mustDefs(t, benchDefs)
+		rng := rand.New(rand.NewPCG(13, 14))
+		var fb bytes.Buffer
+		for i := 0; i < 700; i += 3 {
+			fmt.Fprintf(&fb, `{"model":"bench","id":"0b-%d","label":%d,"measures":{"latency_ms":%.3f,"revenue":%.2f}}`+"\n", i, rng.IntN(2), rng.Float64()*90, rng.Float64()*10)
+		}
+		for i := 0; i < 400; i += 3 {
+			fmt.Fprintf(&fb, `{"model":"u-multi","id":"0m%d","label":"%s","measures":{"m":%.2f}}`+"\n", i, []string{"x", "y", "z"}[rng.IntN(3)], rng.NormFloat64())
+		}
+		var res []Result
+		r, err := e.in.Feedback(context.Background(), Body{ContentType: "application/x-ndjson", Reader: &fb})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res = append(res, r)
+		r, err = e.in.Predictions(context.Background(), Body{ContentType: "application/x-ndjson", Reader: bytes.NewReader(parallelBody(rng, "0"))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res = append(res, r)
+		return storageBytes(e.st), res
+	}
+	seq, seqRes := run(1)
+	par, parRes := run(2)
+	if want := 234 + 134; seqRes[0].Held != want || seqRes[1].Labels < want {
+		t.Fatalf("held %d, labels %d: want %d held feedback all applied", seqRes[0].Held, seqRes[1].Labels, want)
+	}
+	if !reflect.DeepEqual(seqRes, parRes) {
+		t.Errorf("results differ:\nseq %+v\npar %+v", seqRes, parRes)
+	}
+	if len(seq) != len(par) {
+		t.Errorf("%d series sequentially, %d in parallel", len(seq), len(par))
+	}
+	for k, b := range seq {
+		if !bytes.Equal(b, par[k]) {
+			t.Errorf("%s differs", k)
+		}
 	}
 }
