@@ -2,69 +2,23 @@ package ingest
 
 import (
 	"bytes"
-	"os"
-
 	"context"
 	"encoding/json"
-	"evalstore/tsdb/wal"
 	"fmt"
 	"io"
 	"math"
 	"math/rand/v2"
+	"os"
 	"runtime"
 	"strconv"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"evalstore/ingest/ingesttest"
+	"evalstore/tsdb/wal"
 )
-
-const benchDefs = `
-models:
-  bench:
-    task: binary
-    classes: [0, 1]
-    positive_class: 1
-    features:
-      c0: categorical
-      c1: categorical
-      c2: categorical
-      c3: categorical
-      c4: categorical
-slices:
-  eu:
-    where: c0 in ("de", "fr", "it")
-  mobile:
-    where: attributes.device == "ios"
-  heavy:
-    where: n0 > 0.2
-`
-
-// benchBatch writes n NDJSON predictions with 20 features (15 numeric, 5
-// categorical), ids prefix-0..n-1.
-func benchBatch(buf *bytes.Buffer, rng *rand.Rand, prefix string, n int, ts int64) {
-	countries := []string{"de", "fr", "it", "us", "br"}
-	devices := []string{"ios", "android", "web"}
-	for i := 0; i < n; i++ {
-		buf.WriteString(`{"model":"bench","version":"v1","id":"`)
-		buf.WriteString(prefix)
-		buf.WriteString(strconv.Itoa(i))
-		buf.WriteString(`","timestamp":`)
-		buf.WriteString(strconv.FormatInt(ts, 10))
-		buf.WriteString(`,"features":{`)
-		for f := 0; f < 15; f++ {
-			fmt.Fprintf(buf, `"n%d":%.4f,`, f, rng.Float64()*10)
-		}
-		for f := 0; f < 5; f++ {
-			fmt.Fprintf(buf, `"c%d":"%s"`, f, countries[rng.IntN(len(countries))])
-			if f < 4 {
-				buf.WriteByte(',')
-			}
-		}
-		s := rng.Float64()
-		fmt.Fprintf(buf, `},"score":%.4f,"attributes":{"device":"%s"},"measures":{"latency_ms":%.2f}}`+"\n", s, devices[rng.IntN(3)], 5+rng.Float64()*50)
-	}
-}
 
 // benchSync is the join WAL's fsync policy in benchmarks:
 // INGEST_BENCH_SYNC=never measures the CPU-bound path.
@@ -77,7 +31,7 @@ func benchSync() wal.SyncPolicy {
 
 func benchEnv(b *testing.B) *env {
 	e := newEnv(b, func(c *Config) { c.Sync = benchSync() })
-	e.defs = mustDefs(b, benchDefs)
+	e.defs = mustDefs(b, ingesttest.Definitions)
 	e.st.noDecode = true
 	return e
 }
@@ -91,7 +45,7 @@ func BenchmarkPredictions(b *testing.B) {
 	bodies := make([][]byte, 64)
 	for i := range bodies {
 		var buf bytes.Buffer
-		benchBatch(&buf, rng, "", 1000, ts)
+		ingesttest.WriteBatch(&buf, rng, "", 1000, ts)
 		bodies[i] = buf.Bytes()
 	}
 	b.ResetTimer()
@@ -117,7 +71,7 @@ func BenchmarkPredictionsParallel(b *testing.B) {
 	bodies := make([][]byte, 64)
 	for i := range bodies {
 		var buf bytes.Buffer
-		benchBatch(&buf, rng, "", 1000, ts)
+		ingesttest.WriteBatch(&buf, rng, "", 1000, ts)
 		bodies[i] = buf.Bytes()
 	}
 	var n atomic.Int64
@@ -146,7 +100,7 @@ func BenchmarkFeedbackJoin(b *testing.B) {
 	ts := t0.Unix()
 	for i := 0; i < b.N; i++ {
 		var buf bytes.Buffer
-		benchBatch(&buf, rng, strconv.Itoa(i)+"-", 1000, ts)
+		ingesttest.WriteBatch(&buf, rng, strconv.Itoa(i)+"-", 1000, ts)
 		if _, err := e.in.Predictions(context.Background(), Body{ContentType: "application/x-ndjson", Reader: &buf}); err != nil {
 			b.Fatal(err)
 		}
@@ -204,20 +158,20 @@ func TestPendingMemory(t *testing.T) {
 		t.Skip("measures memory")
 	}
 	e := newEnv(t, nil)
-	e.defs = mustDefs(t, benchDefs)
+	e.defs = mustDefs(t, ingesttest.Definitions)
 	e.st.noDecode = true
 	rng := rand.New(rand.NewPCG(1, 2))
 	var buf bytes.Buffer
 	const n = 50_000
 	// Warm up (interned slice names, registries) before measuring.
-	benchBatch(&buf, rng, "warm-", 1000, t0.Unix())
+	ingesttest.WriteBatch(&buf, rng, "warm-", 1000, t0.Unix())
 	must(t)(e.in.Predictions(context.Background(), Body{ContentType: "application/x-ndjson", Reader: &buf}))
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	for i := 0; i < n/1000; i++ {
 		buf.Reset()
-		benchBatch(&buf, rng, fmt.Sprintf("user-%08d-", i), 1000, t0.Unix())
+		ingesttest.WriteBatch(&buf, rng, fmt.Sprintf("user-%08d-", i), 1000, t0.Unix())
 		must(t)(e.in.Predictions(context.Background(), Body{ContentType: "application/x-ndjson", Reader: &buf}))
 	}
 	runtime.GC()
@@ -236,9 +190,9 @@ func TestPendingMemory(t *testing.T) {
 func BenchmarkDecode(b *testing.B) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	var buf bytes.Buffer
-	benchBatch(&buf, rng, "", 1000, t0.Unix())
+	ingesttest.WriteBatch(&buf, rng, "", 1000, t0.Unix())
 	data := buf.Bytes()
-	defs := mustDefs(b, benchDefs)
+	defs := mustDefs(b, ingesttest.Definitions)
 	b.Run("fastjson", func(b *testing.B) {
 		d := &decoder{intern: map[string]string{}, defs: defs, maxT: math.MaxInt64, maxRecords: 1 << 20}
 		b.SetBytes(int64(len(data)))

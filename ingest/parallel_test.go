@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/prometheus/model/labels"
 
+	"evalstore/ingest/ingesttest"
 	"evalstore/sketch"
 )
 
@@ -22,7 +23,7 @@ import (
 // nulls, undeclared regression, inline labels), with blank lines.
 func parallelBody(rng *rand.Rand, prefix string, extra ...string) []byte {
 	var buf bytes.Buffer
-	benchBatch(&buf, rng, prefix+"b-", 700, t0.Unix())
+	ingesttest.WriteBatch(&buf, rng, prefix+"b-", 700, t0.Unix())
 	for i := 0; i < 400; i++ {
 		c := []string{"x", "y", "z"}[rng.IntN(3)]
 		s := rng.Float64()
@@ -68,7 +69,7 @@ func TestParallelDecodeAndRouteIdentical(t *testing.T) {
 	run := func(procs int) outcome {
 		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
 		e := newEnv(t, nil)
-		e.defs = mustDefs(t, benchDefs)
+		e.defs = mustDefs(t, ingesttest.Definitions)
 		rng := rand.New(rand.NewPCG(3, 4))
 		var o outcome
 		for i := 0; i < 3; i++ {
@@ -118,7 +119,7 @@ func TestParallelDecodeAndRouteIdentical(t *testing.T) {
 func TestParallelDecodeTooManyRecords(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
 	e := newEnv(t, func(c *Config) { c.Limits.MaxRecords = 1099 })
-	e.defs = mustDefs(t, benchDefs)
+	e.defs = mustDefs(t, ingesttest.Definitions)
 	body := parallelBody(rand.New(rand.NewPCG(5, 6)), "")
 	_, err := e.in.Predictions(context.Background(), Body{ContentType: "application/x-ndjson", Reader: bytes.NewReader(body)})
 	var tl *TooLargeError
@@ -126,7 +127,7 @@ func TestParallelDecodeTooManyRecords(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 	e2 := newEnv(t, func(c *Config) { c.Limits.MaxRecords = 1100 })
-	e2.defs = mustDefs(t, benchDefs)
+	e2.defs = mustDefs(t, ingesttest.Definitions)
 	if res, err := e2.in.Predictions(context.Background(), Body{ContentType: "application/x-ndjson", Reader: bytes.NewReader(body)}); err != nil || res.Records != 1100 {
 		t.Fatalf("got %+v, %v", res, err)
 	}
@@ -183,7 +184,7 @@ slices:
 func TestRecordMatchesAppendTo(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
 	e := newEnv(t, nil)
-	e.defs = mustDefs(t, benchDefs)
+	e.defs = mustDefs(t, ingesttest.Definitions)
 	d := e.in.newDecoder(e.in.cfg.Limits)
 	defer e.in.putDecoder(d)
 	recs, err := d.decodePredictions(parallelBody(rand.New(rand.NewPCG(7, 8)), ""), formatNDJSON)
@@ -222,7 +223,7 @@ func TestParallelHeldFeedbackIdentical(t *testing.T) {
 	run := func(procs int) (map[string][]byte, []Result) {
 		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
 		e := newEnv(t, nil)
-		e.defs = mustDefs(t, benchDefs)
+		e.defs = mustDefs(t, ingesttest.Definitions)
 		rng := rand.New(rand.NewPCG(13, 14))
 		var fb bytes.Buffer
 		for i := 0; i < 700; i += 3 {

@@ -92,7 +92,7 @@ func (s *syncBuffer) String() string {
 
 // start runs `evalstore serve` on a free port with dataDir, waits until
 // /-/ready answers 200 and stops the process at the end of the test.
-func start(t *testing.T, dataDir string, args ...string) *server {
+func start(t testing.TB, dataDir string, args ...string) *server {
 	t.Helper()
 	cmd := exec.Command(binary, append([]string{"serve", "-listen", "127.0.0.1:0", "-data-dir", dataDir}, args...)...)
 	stdout, err := cmd.StdoutPipe()
