@@ -370,6 +370,9 @@ func (ev *evaluator) rangeCall(n *parser.Call, f *funcDef) Matrix {
 		hwin.reset()
 		pend, hasPend := src.next()
 		ra.metric = metric
+		// Most series hold floats only: the histogram window is left
+		// alone until a histogram arrives.
+		hasH := false
 		step := -1
 		for t := ev.start; t <= ev.end; t += ev.interval {
 			step++
@@ -380,14 +383,19 @@ func (ev *evaluator) rangeCall(n *parser.Call, f *funcDef) Matrix {
 			for hasPend && pend.T <= ref {
 				if pend.H != nil {
 					hwin.push(HPoint{T: pend.T, H: pend.H})
+					hasH = true
 				} else {
 					win.push(FPoint{T: pend.T, F: pend.F})
 				}
 				pend, hasPend = src.next()
 			}
 			win.dropUpTo(ref - rng)
-			hwin.dropUpTo(ref - rng)
-			w, hw := win.points(), hwin.points()
+			w := win.points()
+			var hw []HPoint
+			if hasH {
+				hwin.dropUpTo(ref - rng)
+				hw = hwin.points()
+			}
 			if len(hw) == 0 && len(w) == 0 || len(hw) > 0 && f.hrng == nil && len(w) == 0 {
 				continue
 			}
