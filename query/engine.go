@@ -8,6 +8,7 @@ import (
 	"math"
 	"runtime/debug"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -51,11 +52,56 @@ type Options struct {
 	// class order, feature importances, drift references); nil means
 	// definitions.Empty(). It is called once or more per query.
 	Definitions func() *definitions.Definitions
+	// ParseCacheSize bounds the parsed and type-checked queries the engine
+	// keeps by text (default 1,000; negative: none). Dashboards and rules
+	// send the same texts again and again, and parsing costs more than
+	// evaluating a small query.
+	ParseCacheSize int
 }
 
 // Engine evaluates queries. It is safe for concurrent use.
 type Engine struct {
-	opts Options
+	opts   Options
+	parsed parseCache
+}
+
+// parseCache maps query texts to their checked syntax trees, which
+// evaluation only reads, so concurrent queries share them. When full it
+// starts over: simpler than an LRU, and a dashboard's working set refills it
+// on its next refresh.
+type parseCache struct {
+	mu  sync.Mutex
+	max int
+	m   map[string]checked
+}
+
+type checked struct {
+	ast parser.Expr
+	typ ValueType
+}
+
+// check is Check through the cache; errors are not cached.
+func (c *parseCache) check(expr string) (parser.Expr, ValueType, error) {
+	if c.max <= 0 {
+		return Check(expr)
+	}
+	c.mu.Lock()
+	p, ok := c.m[expr]
+	c.mu.Unlock()
+	if ok {
+		return p.ast, p.typ, nil
+	}
+	ast, typ, err := Check(expr)
+	if err != nil {
+		return nil, typ, err
+	}
+	c.mu.Lock()
+	if len(c.m) >= c.max {
+		clear(c.m)
+	}
+	c.m[expr] = checked{ast, typ}
+	c.mu.Unlock()
+	return ast, typ, nil
 }
 
 // New returns an engine with opts, defaults filled in.
@@ -87,7 +133,14 @@ func New(opts Options) *Engine {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Engine{opts: opts}
+	if opts.ParseCacheSize == 0 {
+		opts.ParseCacheSize = 1000
+	}
+	e := &Engine{opts: opts}
+	if opts.ParseCacheSize > 0 {
+		e.parsed = parseCache{max: opts.ParseCacheSize, m: make(map[string]checked)}
+	}
+	return e
 }
 
 // Result is a query's value and its warnings.
@@ -134,7 +187,7 @@ func Check(expr string) (parser.Expr, ValueType, error) {
 }
 
 func (e *Engine) exec(ctx context.Context, q Queryable, expr string, start, end, interval int64, isRange bool) (res Result, err error) {
-	ast, typ, err := Check(expr)
+	ast, typ, err := e.parsed.check(expr)
 	if err != nil {
 		return Result{}, err
 	}
