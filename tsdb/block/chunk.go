@@ -2,6 +2,7 @@ package block
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"math"
@@ -298,6 +299,15 @@ func sampleChunk(h *chunkHeader, raw []byte, full bool) (chunkenc.Chunk, error) 
 	if n := int(binary.BigEndian.Uint16(raw)); n != h.count {
 		return nil, fmt.Errorf("%v chunk holds %d samples, header says %d", enc, n, h.count)
 	}
+	if enc == chunkenc.EncFloatHistogram && h.count > 0 {
+		// Every bucket takes at least a bit per sample.
+		if n, err := histogramChunkBuckets(raw); err != nil || n > 8*uint64(len(raw)) {
+			if err == nil {
+				err = fmt.Errorf("layout declares %d buckets, more than %d bytes can hold", n, len(raw))
+			}
+			return nil, fmt.Errorf("%v chunk: %w", enc, err)
+		}
+	}
 	c, err := chunkenc.FromData(enc, raw)
 	if err != nil || !full || enc != chunkenc.EncFloatHistogram {
 		return c, err
@@ -314,4 +324,68 @@ func sampleChunk(h *chunkHeader, raw []byte, full bool) (chunkenc.Chunk, error) 
 		return nil, fmt.Errorf("%v chunk decodes to %d samples, header says %d", enc, n, h.count)
 	}
 	return c, nil
+}
+
+// histogramChunkBuckets returns how many buckets the layout at the start of
+// a Prometheus float histogram chunk declares (positive and negative
+// spans' lengths summed). Prometheus's iterator allocates that many
+// buckets before reading any, so a layout claiming billions (a crafted
+// chunk whose checksum holds) would exhaust memory; the caller bounds it by
+// the chunk's size first. The layout is a bit stream after the 3-byte
+// header: the zero threshold (a byte, or 255 and 64 bits), the schema (a
+// varbit int), then per side a varbit uint count of spans and per span a
+// varbit uint length and a varbit int offset.
+func histogramChunkBuckets(raw []byte) (uint64, error) {
+	r := bitReader{b: raw, pos: 3 * 8}
+	if zt := r.bits(8); zt == 255 {
+		r.bits(64)
+	}
+	r.varbit() // schema
+	var total uint64
+	for range 2 {
+		spans := r.varbit()
+		for i := uint64(0); i < spans && !r.short; i++ {
+			total += r.varbit() // length
+			r.varbit()          // offset
+		}
+	}
+	if r.short {
+		return 0, errors.New("histogram chunk layout is truncated")
+	}
+	return total, nil
+}
+
+// bitReader reads a big-endian bit stream; reading past the end sets short
+// and yields zeros.
+type bitReader struct {
+	b     []byte
+	pos   uint64 // bit position
+	short bool
+}
+
+func (r *bitReader) bits(n int) uint64 {
+	var v uint64
+	for range n {
+		if r.pos >= uint64(len(r.b))*8 {
+			r.short = true
+			return 0
+		}
+		v = v<<1 | uint64(r.b[r.pos>>3]>>(7-r.pos&7)&1)
+		r.pos++
+	}
+	return v
+}
+
+// varbitSizes are the value widths of Prometheus's varbit encoding by the
+// number of leading one bits of its prefix (0 ones: the value 0).
+var varbitSizes = [9]int{0, 3, 6, 9, 12, 18, 25, 56, 64}
+
+// varbit reads one varbit value and returns its bits as an unsigned number
+// (for varbit ints, the caller only skips them).
+func (r *bitReader) varbit() uint64 {
+	ones := 0
+	for ones < 8 && r.bits(1) == 1 {
+		ones++
+	}
+	return r.bits(varbitSizes[ones])
 }
