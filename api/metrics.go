@@ -116,7 +116,8 @@ var (
 	descCommits       = desc("evalstore_tsdb_commits_total", "Write batches committed.")
 	descMerges        = desc("evalstore_tsdb_sketch_merges_total", "Sketch deltas merged into the head.")
 	descFloats        = desc("evalstore_tsdb_float_samples_total", "Float samples appended to the head.")
-	descFloatsDropped = desc("evalstore_tsdb_float_samples_dropped_total", "Float samples dropped at apply (a concurrent commit won the timestamp).")
+	descHistograms    = desc("evalstore_tsdb_histogram_samples_total", "Native histogram samples appended to the head.")
+	descFloatsDropped = desc("evalstore_tsdb_float_samples_dropped_total", "Float and histogram samples dropped at apply (a concurrent commit won the timestamp).")
 	descApplyErrors   = desc("evalstore_tsdb_apply_errors_total", "Logged entries that could not be applied.")
 	descFlushes       = desc("evalstore_tsdb_flushes_total", "Head flushes to blocks (the storage's compactions of the head).")
 	descFlushErrors   = desc("evalstore_tsdb_flush_errors_total", "Failed head flushes.")
@@ -137,7 +138,7 @@ var (
 
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descSeries, descHeadSeries, descHeadBuckets, descHeadSamples, descHeadBytes,
-		descBlocks, descBlockBytes, descCommits, descMerges, descFloats, descFloatsDropped, descApplyErrors, descFlushes,
+		descBlocks, descBlockBytes, descCommits, descMerges, descFloats, descHistograms, descFloatsDropped, descApplyErrors, descFlushes,
 		descFlushErrors, descLastFlush, descReplayed, descWALRecords, descWALBytes, descWALFsyncs, descWALFsyncSecs,
 		descWALSegments, descReady, descCompactions, descDownsamples, descRetention, descCompactErrors, descLastCompact} {
 		ch <- d
@@ -169,6 +170,7 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	cnt(descCommits, float64(s.Commits))
 	cnt(descMerges, float64(s.SketchMerges))
 	cnt(descFloats, float64(s.FloatSamples))
+	cnt(descHistograms, float64(s.HistogramSamples))
 	cnt(descFloatsDropped, float64(s.FloatsDropped))
 	cnt(descApplyErrors, float64(s.ApplyErrors))
 	cnt(descFlushes, float64(s.Flushes))

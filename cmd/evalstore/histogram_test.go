@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"io"
 	"math"
 	"math/rand/v2"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -177,6 +179,22 @@ func TestNativeHistogramsEndToEnd(t *testing.T) {
 		}
 	}
 	t.Run("served", checkAll)
+	metrics := func() string {
+		t.Helper()
+		resp, err := http.Get(s.url + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	if m := metrics(); !strings.Contains(m, "\nevalstore_tsdb_histogram_samples_total 20\n") {
+		t.Errorf("/metrics does not count 20 histogram samples:\n%s", m)
+	}
 
 	// A retried request changes nothing.
 	if w := remoteWriteV2(t, s.url, lat); w.StatusCode != http.StatusNoContent {
