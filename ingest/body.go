@@ -925,11 +925,7 @@ func (d *decoder) predBuf(n int) []Prediction {
 
 // decodePredictionsTo is decodePredictions appending to out.
 func (d *decoder) decodePredictionsTo(data []byte, f bodyFormat, out []Prediction) ([]Prediction, error) {
-	err := d.forEachRecord(data, f, func(idx int, v *fastjson.Value) {
-		out = append(out, Prediction{})
-		p := &out[len(out)-1]
-		d.prediction(idx, "", v, p, nil)
-	})
+	out, err := d.appendPredictions(data, f, out)
 	if err != nil {
 		return nil, err
 	}
@@ -937,6 +933,16 @@ func (d *decoder) decodePredictionsTo(data []byte, f bodyFormat, out []Predictio
 		return nil, &BatchError{Errors: d.errs}
 	}
 	return out, nil
+}
+
+// appendPredictions appends the valid records of data to out; their
+// errors are added to d.errs.
+func (d *decoder) appendPredictions(data []byte, f bodyFormat, out []Prediction) ([]Prediction, error) {
+	err := d.forEachRecord(data, f, func(idx int, v *fastjson.Value) {
+		out = append(out, Prediction{})
+		d.prediction(idx, "", v, &out[len(out)-1], nil)
+	})
+	return out, err
 }
 
 const feedbackFields = "model, id, label, timestamp, measures"

@@ -209,8 +209,8 @@ type counters struct {
 // serialized.
 type Ingester struct {
 	cfg    Config
-	bucket int64 // ms
-	mu     sync.Mutex
+	bucket int64        // ms
+	mu     sync.RWMutex // read-locked only by precheck
 	store  *joinStore
 	c      counters
 	lastT  int64 // last marker timestamp (ms)
@@ -353,55 +353,97 @@ func (in *Ingester) Predictions(ctx context.Context, body Body) (Result, error) 
 // parallelDecodeBytes is the smallest NDJSON body decoded by two goroutines.
 const parallelDecodeBytes = 64 << 10
 
+// decodeChunks is how many pieces a large NDJSON body is cut into for
+// decoding: two goroutines take the next piece whenever they are free, so
+// the decode is shared well also when the second goroutine starts late
+// (the other core busy) or one piece is slower.
+const decodeChunks = 8
+
 // decodePredictions decodes a predictions body with d; a large NDJSON body
-// is split at a line boundary and its second half decoded by a second
-// decoder (returned: its slabs hold records) in another goroutine. Records,
-// indices and errors are exactly those of one sequential decode.
+// is cut at line boundaries into pieces decoded by d and a second decoder
+// (returned: its slabs hold records) in two goroutines. Records, indices
+// and errors are exactly those of one sequential decode.
 func (in *Ingester) decodePredictions(d *decoder, data []byte, f bodyFormat, lim Limits) ([]Prediction, *decoder, error) {
 	if f != formatNDJSON || len(data) < parallelDecodeBytes || runtime.GOMAXPROCS(0) < 2 {
 		recs, err := d.decodePredictions(data, f)
 		return recs, nil, err
 	}
-	cut := bytes.IndexByte(data[len(data)/2:], '\n')
-	if cut < 0 {
+	pieces := cutLines(data, decodeChunks)
+	if len(pieces) < 2 {
 		recs, err := d.decodePredictions(data, f)
 		return recs, nil, err
 	}
-	cut += len(data)/2 + 1
-	first, second := data[:cut], data[cut:]
-	n1, n2 := countRecords(first), countRecords(second)
-	if n1+n2 > d.maxRecords {
+	// base[k] is the index of piece k's first record.
+	base := make([]int, len(pieces)+1)
+	for k, pc := range pieces {
+		base[k+1] = base[k] + countRecords(pc)
+	}
+	total := base[len(pieces)]
+	if total > d.maxRecords {
 		return nil, nil, &TooLargeError{What: "records", Limit: int64(d.maxRecords)}
 	}
 	d2 := in.newDecoder(lim)
 	d2.defs, d2.now, d2.minT, d2.maxT, d2.maxFuture = d.defs, d.now, d.minT, d.maxT, d.maxFuture
-	d2.idxBase = n1
-	out := d.predBuf(n1 + n2)[:n1+n2] // each half appends (zeroes) its records
-	var r2 []Prediction
-	var err2 error
+	out := d.predBuf(total)[:total] // each piece appends (zeroes) its records
+	type pieceResult struct {
+		n    int
+		errs []RecordError
+		err  error
+	}
+	results := make([]pieceResult, len(pieces))
+	var next atomic.Int32
+	work := func(dd *decoder) {
+		for {
+			k := int(next.Add(1) - 1)
+			if k >= len(pieces) {
+				return
+			}
+			dd.idxBase = base[k]
+			nerr := len(dd.errs)
+			dst, err := dd.appendPredictions(pieces[k], f, out[base[k]:base[k]:base[k+1]])
+			results[k] = pieceResult{n: len(dst), errs: dd.errs[nerr:len(dd.errs):len(dd.errs)], err: err}
+		}
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		r2, err2 = d2.decodePredictionsTo(second, f, out[n1:n1:n1+n2])
+		work(d2)
 	}()
-	r1, err1 := d.decodePredictionsTo(first, f, out[:0:n1])
+	work(d)
 	<-done
 	var errs []RecordError
-	for _, err := range []error{err1, err2} {
-		var be *BatchError
-		if errors.As(err, &be) {
-			errs = append(errs, be.Errors...)
-		} else if err != nil {
-			return nil, d2, err
+	for k, r := range results {
+		if r.err != nil {
+			return nil, d2, r.err
+		}
+		errs = append(errs, r.errs...)
+		if len(errs) == 0 && r.n != base[k+1]-base[k] {
+			return nil, d2, fmt.Errorf("ingest: parallel decode: piece %d has %d records, counted %d", k, r.n, base[k+1]-base[k])
 		}
 	}
 	if len(errs) > 0 {
 		return nil, d2, &BatchError{Errors: errs}
 	}
-	if len(r1) != n1 || len(r2) != n2 {
-		panic(fmt.Sprintf("ingest: parallel decode: %d+%d records, counted %d+%d", len(r1), len(r2), n1, n2))
-	}
 	return out, d2, nil
+}
+
+// cutLines cuts data into at most n pieces of about equal size, each
+// ending at a line boundary (the last at the end of data).
+func cutLines(data []byte, n int) [][]byte {
+	pieces := make([][]byte, 0, n)
+	from := 0
+	for k := 1; k < n; k++ {
+		at := max(len(data)*k/n, from)
+		i := bytes.IndexByte(data[at:], '\n')
+		if i < 0 {
+			break
+		}
+		if cut := at + i + 1; cut < len(data) {
+			pieces = append(pieces, data[from:cut])
+			from = cut
+		}
+	}
+	return append(pieces, data[from:])
 }
 
 // Feedback ingests a feedback body (JSON array or NDJSON).
@@ -462,32 +504,16 @@ func (in *Ingester) IngestPredictions(ctx context.Context, defs *definitions.Def
 	if err := ctx.Err(); err != nil {
 		return res, err
 	}
+	chk := in.precheck(recs)
 	pre := in.preRoute(defs, online, recs)
 	defer pre.wait() // the plans read recs
-	// Join keys and duplicates within the batch, before taking the lock.
-	keys := make([]string, len(recs))
-	dupInBatch := false
-	{
-		seen := make(map[string]struct{}, len(recs))
-		for i := range recs {
-			key := recs[i].joinKey()
-			keys[i] = key
-			if _, dup := seen[key]; dup {
-				dupInBatch = true
-			}
-			seen[key] = struct{}{}
-		}
-	}
+	chk.wait()
+	keys := chk.keys
 	err := in.run(&res, online, defs, func(r *router, now int64) (errs []RecordError) {
 		tx := r.tx
 		// The pre-routed deltas are usable unless the batch holds
 		// predictions already pending (a retry) or a feature-type race.
-		usePre := !dupInBatch
-		for i := 0; usePre && i < len(keys); i++ {
-			if tx.hasEntry(keys[i]) {
-				usePre = false
-			}
-		}
+		usePre := !chk.dup && !chk.pendingNow(tx)
 		usePre = usePre && pre.adopt(r)
 		anyHeld := tx.anyHeld()
 		var slices []string
@@ -545,6 +571,80 @@ func (in *Ingester) IngestPredictions(ctx context.Context, defs *definitions.Def
 		return Result{}, err
 	}
 	return res, nil
+}
+
+// precheck finds a prediction batch's join keys, whether two of its
+// records share one, and whether any is already pending, before the batch
+// takes the ingester lock: for a large batch in a goroutine while the
+// batch is planned (the pending map is read under in.mu's read lock).
+// The membership answer is valid while the pending map's gen is
+// unchanged; pendingNow checks it again under the lock otherwise.
+type precheck struct {
+	keys    []string
+	dup     bool   // a key twice in the batch
+	pending bool   // a key pending in the store at gen
+	gen     uint64 // the pending map's gen when pending was found
+	done    chan struct{}
+}
+
+func (in *Ingester) precheck(recs []Prediction) *precheck {
+	c := &precheck{keys: make([]string, len(recs))}
+	if !parallelApply(len(recs)) {
+		c.run(in, recs)
+		return c
+	}
+	c.done = make(chan struct{})
+	go func() {
+		defer close(c.done)
+		c.run(in, recs)
+	}()
+	return c
+}
+
+func (c *precheck) run(in *Ingester, recs []Prediction) {
+	seen := make(map[string]struct{}, len(recs))
+	for i := range recs {
+		key := recs[i].joinKey()
+		c.keys[i] = key
+		if _, dup := seen[key]; dup {
+			c.dup = true
+		}
+		seen[key] = struct{}{}
+	}
+	if c.dup {
+		return // the pre-routed deltas are not used: no need to know
+	}
+	in.mu.RLock()
+	defer in.mu.RUnlock()
+	c.gen = in.store.pending.gen
+	for _, key := range c.keys {
+		if in.store.pending.has(key) {
+			c.pending = true
+			break
+		}
+	}
+}
+
+// wait waits until the keys are known. Only the batch's goroutine calls it.
+func (c *precheck) wait() {
+	if c.done != nil {
+		<-c.done
+	}
+}
+
+// pendingNow reports whether any key of the batch is pending in tx (fresh:
+// it has no entries of its own yet), from the precheck if the pending map
+// has not changed since. Called under in.mu, without duplicate keys.
+func (c *precheck) pendingNow(tx *txn) bool {
+	if tx.s.pending.gen == c.gen {
+		return c.pending
+	}
+	for _, key := range c.keys {
+		if tx.hasEntry(key) {
+			return true
+		}
+	}
+	return false
 }
 
 // IngestFeedback ingests decoded, validated feedback.
@@ -716,7 +816,6 @@ func (in *Ingester) run(res *Result, src source, defs *definitions.Definitions, 
 		seq = in.store.seq
 		recBuf = recPool.get()
 		rec = tx.encode((*recBuf)[:0], seq, in.committed.Load())
-		tx.apply()
 		in.inflight++
 		in.wg.Add(1)
 		t := now
@@ -729,7 +828,19 @@ func (in *Ingester) run(res *Result, src source, defs *definitions.Definitions, 
 			dl.floats = append(dl.floats, floatSample{labels.FromStrings(metricName, FamilyClassIndex, LabelModel, ca.model, LabelClass, ca.class), t, float64(ca.idx)})
 		}
 	}
-	in.mu.Unlock()
+	if rec == nil {
+		in.mu.Unlock()
+	} else {
+		// The txn is applied to memory, still under the lock (later
+		// batches decide on top of it), while this goroutine goes on with
+		// the batch's own deltas, which the store does not hold. The
+		// batch takes the lock again before it returns, so it returns
+		// only once the txn is applied.
+		go func() {
+			tx.apply()
+			in.mu.Unlock()
+		}()
+	}
 
 	defer dl.release()
 	if rec == nil {
@@ -742,14 +853,16 @@ func (in *Ingester) run(res *Result, src source, defs *definitions.Definitions, 
 		in.count(res)
 		return nil
 	}
-	// The batch's series are labelled and encoded (pure work on the
-	// batch's own deltas) while its intent is logged and fsynced; they
-	// reach the Storage only in the batch's turn, as before.
+	// The intent is logged and fsynced while the batch's other work goes
+	// on: applying the txn to memory (above; a failed Log stops the
+	// ingester anyway), and labelling and encoding the batch's series and
+	// staging them in the Storage's Appender. Nothing reaches the Storage
+	// before the intent is durable: the Commit waits for it.
 	logged := make(chan error, 1)
 	go func() { logged <- in.store.w.Log(rec) }() // copies rec
 	r.settle()
 	var prep recorder
-	perr := dl.record(&prep)
+	app, perr := in.stage(&prep, dl.record(&prep))
 	err := <-logged
 	if cap(rec) <= maxPooledRec {
 		*recBuf = rec
@@ -763,7 +876,9 @@ func (in *Ingester) run(res *Result, src source, defs *definitions.Definitions, 
 		err = in.failed
 	}
 	if err == nil {
-		err = in.commitRecorded(&prep, perr)
+		err = commitStaged(app, perr)
+	} else if app != nil {
+		app.Rollback()
 	}
 	if err != nil {
 		if in.failed == nil {
@@ -843,11 +958,19 @@ func (r *recorder) AddFloat(lset labels.Labels, t int64, v float64) error {
 func (r *recorder) Commit() error { return nil }
 func (r *recorder) Rollback()     {}
 
-// commitRecorded appends what rec recorded (perr: the error recording
-// returned) to a Storage Appender and commits, as appendCommit does.
-func (in *Ingester) commitRecorded(rec *recorder, perr error) error {
-	if perr != nil {
-		return fmt.Errorf("ingest: storage: %w", perr)
+// stage appends what rec recorded (rerr: the error recording returned) to
+// a new Storage Appender without committing it: the Appender's validation
+// and encoding run while the batch's intent is being made durable. On
+// error the Appender is rolled back and nil.
+//
+// Staging before the batch's turn is safe because an Appender's writes
+// are invisible until its Commit, and a batch's commit marker and class
+// index samples have timestamps above those of every earlier batch (run
+// assigns them under the lock), so they pass the Storage's order checks
+// whichever of the batches in flight stages first.
+func (in *Ingester) stage(rec *recorder, rerr error) (Appender, error) {
+	if rerr != nil {
+		return nil, fmt.Errorf("ingest: storage: %w", rerr)
 	}
 	app := in.cfg.Storage.Appender()
 	for _, c := range rec.calls {
@@ -859,8 +982,16 @@ func (in *Ingester) commitRecorded(rec *recorder, perr error) error {
 		}
 		if err != nil {
 			app.Rollback()
-			return fmt.Errorf("ingest: storage: %w", err)
+			return nil, fmt.Errorf("ingest: storage: %w", err)
 		}
+	}
+	return app, nil
+}
+
+// commitStaged commits what stage staged (serr: the error it returned).
+func commitStaged(app Appender, serr error) error {
+	if serr != nil {
+		return serr
 	}
 	if err := app.Commit(); err != nil {
 		return fmt.Errorf("ingest: storage: %w", err)

@@ -40,6 +40,9 @@ type pendingMap struct {
 	size   int      // bytes in keys' chunks
 	dead   int      // of which not live keys (deleted, or a chunk's unused tail)
 	n      int
+	// gen changes whenever a key is added or removed: a membership test
+	// made at one gen holds while gen is unchanged (see precheck).
+	gen uint64
 
 	strs   []string // interned versions and label texts; strs[0] = ""
 	strID  map[string]uint32
@@ -198,6 +201,7 @@ func (m *pendingMap) insert(key string, h uint64, e *entry) {
 	m.storeKey(s, key)
 	m.index[h] = i + 1
 	m.n++
+	m.gen++
 	m.pack(i, e)
 }
 
@@ -233,6 +237,7 @@ func (m *pendingMap) remove(i uint32, h uint64) {
 	*s = pendingSlot{}
 	m.free = append(m.free, i)
 	m.n--
+	m.gen++
 	if m.dead >= m.compactAt && m.dead > m.size/2 {
 		m.compact()
 	}
