@@ -40,19 +40,12 @@ func benchEnv(b *testing.B) *env {
 // append → commit (join WAL fsynced) with NDJSON batches of 1,000.
 func BenchmarkPredictions(b *testing.B) {
 	e := benchEnv(b)
-	rng := rand.New(rand.NewPCG(1, 2))
-	ts := t0.Unix()
-	bodies := make([][]byte, 64)
-	for i := range bodies {
-		var buf bytes.Buffer
-		ingesttest.WriteBatch(&buf, rng, "", 1000, ts)
-		bodies[i] = buf.Bytes()
-	}
+	bodies := ingesttest.Batches(64, 1000, t0.Unix())
 	b.ResetTimer()
 	cpu0 := cpuTime()
 	defer func() { reportCPU(b, cpu0, b.N*1000) }()
 	for i := 0; i < b.N; i++ {
-		body := bytes.ReplaceAll(bodies[i%len(bodies)], []byte(`"id":"`), []byte(`"id":"`+strconv.Itoa(i)+`-`))
+		body := ingesttest.FreshIDs(bodies[i%len(bodies)], strconv.Itoa(i)+"-")
 		res, err := e.in.Predictions(context.Background(), Body{ContentType: "application/x-ndjson", Reader: bytes.NewReader(body)})
 		if err != nil || res.Predictions != 1000 {
 			b.Fatal(err, res)
@@ -66,14 +59,7 @@ func BenchmarkPredictions(b *testing.B) {
 // requests (GOMAXPROCS senders), as an HTTP server sees them.
 func BenchmarkPredictionsParallel(b *testing.B) {
 	e := benchEnv(b)
-	rng := rand.New(rand.NewPCG(1, 2))
-	ts := t0.Unix()
-	bodies := make([][]byte, 64)
-	for i := range bodies {
-		var buf bytes.Buffer
-		ingesttest.WriteBatch(&buf, rng, "", 1000, ts)
-		bodies[i] = buf.Bytes()
-	}
+	bodies := ingesttest.Batches(64, 1000, t0.Unix())
 	var n atomic.Int64
 	b.ResetTimer()
 	cpu0 := cpuTime()
@@ -81,7 +67,7 @@ func BenchmarkPredictionsParallel(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			i := n.Add(1)
-			body := bytes.ReplaceAll(bodies[i%int64(len(bodies))], []byte(`"id":"`), []byte(`"id":"`+strconv.FormatInt(i, 10)+`-`))
+			body := ingesttest.FreshIDs(bodies[i%int64(len(bodies))], strconv.FormatInt(i, 10)+"-")
 			res, err := e.in.Predictions(context.Background(), Body{ContentType: "application/x-ndjson", Reader: bytes.NewReader(body)})
 			if err != nil || res.Predictions != 1000 {
 				b.Fatal(err, res)

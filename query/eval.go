@@ -225,7 +225,7 @@ func (ev *evaluator) eachSeries(vs *parser.VectorSelector, mint, maxt int64, ski
 		if ev.acct.series > ev.opts.MaxSeries {
 			ev.abort(limitError("max series", ev.opts.MaxSeries))
 		}
-		if meta.Kind != series.KindFloat && meta.Kind != series.KindHistogram {
+		if !meta.Kind.Points() {
 			skippedSketch = true
 			continue
 		}

@@ -322,7 +322,7 @@ func (it *headBucketIter) At() (int64, int64, []byte) {
 func (it *headBucketIter) Err() error { return nil }
 
 func (v *headSeriesView) Samples(reuse chunkenc.Iterator) chunkenc.Iterator {
-	if v.hs.ms.kind != series.KindFloat && v.hs.ms.kind != series.KindHistogram {
+	if !v.hs.ms.kind.Points() {
 		return chunkenc.NewNopIterator()
 	}
 	it, ok := reuse.(*chunksIter)

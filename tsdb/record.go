@@ -53,7 +53,7 @@ func appendSeriesEntry(dst []byte, ref uint64, kind series.Kind, format sketch.F
 		dst = binary.AppendUvarint(dst, uint64(len(l.Value)))
 		dst = append(dst, l.Value...)
 	})
-	if kind == series.KindFloat || kind == series.KindHistogram {
+	if kind.Points() {
 		if hasLast {
 			dst = append(dst, 1)
 			dst = binary.AppendVarint(dst, lastT)

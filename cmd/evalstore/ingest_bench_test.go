@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -45,20 +44,13 @@ func BenchmarkPredictionsHTTP(b *testing.B) {
 					f.Close()
 				}()
 			}
-			rng := rand.New(rand.NewPCG(1, 2))
-			ts := time.Now().Add(-10 * time.Minute).Unix()
-			bodies := make([][]byte, 64)
-			for i := range bodies {
-				var buf bytes.Buffer
-				ingesttest.WriteBatch(&buf, rng, "", 1000, ts)
-				bodies[i] = buf.Bytes()
-			}
+			bodies := ingesttest.Batches(64, 1000, time.Now().Add(-10*time.Minute).Unix())
 			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: senders}}
 			// body is request i's body (i ≥ 0; the warm-up is i = −1): fresh
 			// ids in every request, so each prediction becomes a pending join
 			// entry, as in production.
 			body := func(i int64) []byte {
-				return bytes.ReplaceAll(bodies[(i+1)%int64(len(bodies))], []byte(`"id":"`), []byte(`"id":"r`+strconv.FormatInt(i+1, 10)+`-`))
+				return ingesttest.FreshIDs(bodies[(i+1)%int64(len(bodies))], "r"+strconv.FormatInt(i+1, 10)+"-")
 			}
 			post := func(body []byte) error {
 				resp, err := client.Post(s.url+"/api/v1/predictions", "application/x-ndjson", bytes.NewReader(body))

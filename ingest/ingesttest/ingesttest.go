@@ -60,3 +60,22 @@ func WriteBatch(buf *bytes.Buffer, rng *rand.Rand, prefix string, n int, ts int6
 		fmt.Fprintf(buf, `},"score":%.4f,"attributes":{"device":"%s"},"measures":{"latency_ms":%.2f}}`+"\n", s, devices[rng.IntN(3)], 5+rng.Float64()*50)
 	}
 }
+
+// Batches returns n NDJSON bodies of size predictions each, from a fixed
+// seed, with ids 0 … size−1 and timestamp ts (Unix seconds).
+func Batches(n, size int, ts int64) [][]byte {
+	rng := rand.New(rand.NewPCG(1, 2))
+	bodies := make([][]byte, n)
+	for i := range bodies {
+		var buf bytes.Buffer
+		WriteBatch(&buf, rng, "", size, ts)
+		bodies[i] = buf.Bytes()
+	}
+	return bodies
+}
+
+// FreshIDs returns a copy of body with every id prefixed by prefix, so that
+// a request sending a body again still brings new predictions.
+func FreshIDs(body []byte, prefix string) []byte {
+	return bytes.ReplaceAll(body, []byte(`"id":"`), []byte(`"id":"`+prefix))
+}

@@ -208,7 +208,7 @@ func (b *Block) seriesChunks(words []uint64, dst []chunkMeta) (series.Kind, sket
 
 // validKind reports whether a block can hold series of kind k.
 func validKind(k series.Kind) bool {
-	return k == series.KindSketch || k == series.KindFloat || k == series.KindHistogram
+	return k == series.KindSketch || k.Points()
 }
 
 // loadChunk reads, checksums and decompresses chunk c of a series of kind

@@ -155,7 +155,7 @@ func (s *mergedSeries) Buckets(reuse series.BucketIterator) series.BucketIterato
 }
 
 func (s *mergedSeries) Samples(reuse chunkenc.Iterator) chunkenc.Iterator {
-	if s.meta.Kind != series.KindFloat && s.meta.Kind != series.KindHistogram {
+	if !s.meta.Kind.Points() {
 		return chunkenc.NewNopIterator()
 	}
 	it, ok := reuse.(*mergeSampleIter)

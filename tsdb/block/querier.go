@@ -232,7 +232,7 @@ func (s *blockSeries) Buckets(reuse series.BucketIterator) series.BucketIterator
 }
 
 func (s *blockSeries) Samples(reuse chunkenc.Iterator) chunkenc.Iterator {
-	if s.meta.Kind != series.KindFloat && s.meta.Kind != series.KindHistogram {
+	if !s.meta.Kind.Points() {
 		return chunkenc.NewNopIterator()
 	}
 	it, ok := reuse.(*sampleIter)

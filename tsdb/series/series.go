@@ -25,6 +25,11 @@ const (
 	KindHistogram Kind = 3
 )
 
+// Points reports whether series of kind k hold one sample per timestamp
+// (floats or native histograms), read through Series.Samples, rather than
+// sketch buckets.
+func (k Kind) Points() bool { return k == KindFloat || k == KindHistogram }
+
 func (k Kind) String() string {
 	switch k {
 	case KindSketch:
